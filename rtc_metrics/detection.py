@@ -6,6 +6,7 @@ Detection never guesses silently: an unrecognised template raises
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -171,18 +172,13 @@ def explain_detection(source: Any, template_kwargs: dict[str, Any] | None = None
             f"could not recognise the reasoning format of this {what}"
             + (f" ({'; '.join(evidence)})" if evidence else "")
             + ". Name it with --format NAME (see `rtc formats`) or give the delimiters with "
-            "--open S --close S, e.g. --metadata '{\"rtc_format\": \"qwen3\"}' in lm_eval."
+            '--open S --close S, e.g. --metadata \'{"rtc_format": "qwen3"}\' in lm_eval.'
         )
     if tokenizer is not None and hasattr(tokenizer, "encode"):
         lost = delimiters_lost_in_decoding(tokenizer, detection.format)
         if lost:
-            detection = Detection(
-                detection.format,
-                detection.confidence,
-                detection.evidence + (f"special tokens deleted by skip_special_tokens=True: {lost}",),
-                detection.generation_prompt_tail,
-                lost,
-            )
+            note = f"special tokens deleted by skip_special_tokens=True: {lost}"
+            detection = dataclasses.replace(detection, evidence=(*detection.evidence, note), stripped_by_decoding=lost)
     return detection
 
 

@@ -182,8 +182,7 @@ _family(
     prefixed=True,
     template_markers=("<|im_start|>", "function_calls"),
     model_patterns=("olmo-3", "olmo3", "olmo-3.1"),
-    description="OLMo-3 Think; plain-text markers, generation prompt ends "
-    "'<|im_start|>assistant\\n<think>'.",
+    description="OLMo-3 Think; plain-text markers, generation prompt ends '<|im_start|>assistant\\n<think>'.",
 )
 _family(
     "nemotron",

@@ -29,7 +29,7 @@ def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, An
     with path.open("r", encoding="utf-8", errors="strict") as handle:
         lineno = 0
         try:
-            for lineno, line in enumerate(handle, start=1):  # noqa: B007 - used in the error
+            for lineno, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
                 try:
@@ -38,9 +38,7 @@ def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, An
                     hint = " (the file may be cut off mid-write)" if not line.endswith("\n") else ""
                     raise InputError(f"{path}:{lineno}: not valid JSON: {exc.msg}{hint}") from None
                 if not isinstance(record, dict):
-                    raise InputError(
-                        f"{path}:{lineno}: expected a JSON object per line, got {type(record).__name__}"
-                    )
+                    raise InputError(f"{path}:{lineno}: expected a JSON object per line, got {type(record).__name__}")
                 yield lineno, record
         except UnicodeDecodeError as exc:
             raise InputError(f"{path}:{lineno + 1}: not UTF-8 text ({exc.reason})") from None

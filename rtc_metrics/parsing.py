@@ -110,7 +110,7 @@ def is_blank(text: str) -> bool:
 class _Delimiter:
     """Finds one delimiter that may have several spellings."""
 
-    __slots__ = ("_single", "_regex")
+    __slots__ = ("_regex", "_single")
 
     def __init__(self, spellings: tuple[str, ...]) -> None:
         self._single = spellings[0] if len(spellings) == 1 else None

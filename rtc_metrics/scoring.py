@@ -26,9 +26,7 @@ def _correct_value(value: Any, path: Any, lineno: int, field: str) -> float | No
         return None if math.isnan(value) else float(value)
     if isinstance(value, str) and value.strip().lower() in {"true", "false", "1", "0"}:
         return float(value.strip().lower() in {"true", "1"})
-    raise InputError(
-        f"{path}:{lineno}: field {field!r} must be a boolean or a number in [0, 1], got {value!r}"
-    )
+    raise InputError(f"{path}:{lineno}: field {field!r} must be a boolean or a number in [0, 1], got {value!r}")
 
 
 def score_jsonl(

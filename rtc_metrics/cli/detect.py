@@ -17,8 +17,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "a chat template string, or a model name.",
     )
     parser.add_argument("source", metavar="PATH_OR_TEMPLATE")
-    parser.add_argument("--tokenizer", action="store_true",
-                        help="load the folder with transformers.AutoTokenizer to also check decoding")
+    parser.add_argument(
+        "--tokenizer",
+        action="store_true",
+        help="load the folder with transformers.AutoTokenizer to also check decoding",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(func=run)
 

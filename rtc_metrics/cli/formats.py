@@ -30,7 +30,14 @@ def run(args: argparse.Namespace) -> int:
         wrappers = ", ".join(f"{a}…{b}" for a, b in f.answer_wrappers)
         opens = " | ".join(f.opens)
         closes = " | ".join(f.closes)
-        table.add_row(f.name, opens, closes, "yes" if f.prefixed else "", "yes" if f.special_tokens else "",
-                      wrappers, f.description)
+        table.add_row(
+            f.name,
+            opens,
+            closes,
+            "yes" if f.prefixed else "",
+            "yes" if f.special_tokens else "",
+            wrappers,
+            f.description,
+        )
     Console().print(table)
     return 0

@@ -8,7 +8,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from rtc_metrics.cli._common import add_format_arguments, fmt_interval, fmt_value, format_from_args, print_json
+from rtc_metrics.cli._common import (
+    add_format_arguments,
+    fmt_interval,
+    fmt_value,
+    format_from_args,
+    print_json,
+)
 from rtc_metrics.scoring import score_jsonl
 
 #: Rows of the summary table: (label, key).
@@ -30,8 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_format_arguments(parser, required=True)
     parser.add_argument("--text-field", metavar="F", help="field holding the output (default: auto)")
     parser.add_argument("--correct-field", metavar="F", help="field holding correctness (bool or 0/1)")
-    parser.add_argument("--prompt-field", metavar="F",
-                        help="field holding the exact prompt; decides per line whether the trace was pre-opened")
+    parser.add_argument(
+        "--prompt-field",
+        metavar="F",
+        help="field holding the exact prompt; decides per line whether the trace was pre-opened",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=run)
 
