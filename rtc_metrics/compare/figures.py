@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -43,6 +43,8 @@ class FigureSpec:
     #: One-sentence description (HTML caption and alt text).
     caption: str
     figure: Figure
+    #: Rendered bytes per format, so --figures and --html draw each figure once.
+    rendered: dict[str, bytes] = field(default_factory=dict)
 
 
 def _slug(text: str) -> str:
@@ -125,7 +127,7 @@ def step_figures(board: Leaderboard) -> list[FigureSpec]:
                 ax.annotate(
                     f"reference VR {100 * ref[1]:.0f}% ({ref[0]})",
                     (min(steps), 100 * ref[1]),
-                    xytext=(2, 3),
+                    xytext=(2, -11),
                     textcoords="offset points",
                     color="#555555",
                     fontsize=8,
@@ -238,10 +240,12 @@ def make_figures(board: Leaderboard) -> list[FigureSpec]:
 
 def render(spec: FigureSpec, fmt: str) -> bytes:
     """The figure as PNG or SVG bytes (SVG without a date, so reruns are identical)."""
-    buffer = io.BytesIO()
-    metadata = {"Date": None} if fmt == "svg" else None
-    spec.figure.savefig(buffer, format=fmt, dpi=150 if fmt == "png" else None, metadata=metadata)
-    return buffer.getvalue()
+    if fmt not in spec.rendered:
+        buffer = io.BytesIO()
+        metadata = {"Date": None} if fmt == "svg" else None
+        spec.figure.savefig(buffer, format=fmt, dpi=150 if fmt == "png" else None, metadata=metadata)
+        spec.rendered[fmt] = buffer.getvalue()
+    return spec.rendered[fmt]
 
 
 def save_figures(specs: list[FigureSpec], folder: str | Path) -> list[Path]:

@@ -36,7 +36,8 @@ table.board tr:nth-child(even) td{background:#fafafa}
 .na{color:#999}
 td.collapse{background:#fde0d0 !important;color:#7a1d00;font-weight:600}
 td.ref{color:#0072B2;font-weight:600}
-figure{margin:16px 0;max-width:900px}
+.figs{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:16px}
+figure{margin:0}
 figure img{width:100%;height:auto;border:1px solid #e2e2e2}
 figcaption{color:#444;font-size:13px}
 ul.notes li,ul.sources li{font-size:13px;margin:2px 0}
@@ -124,8 +125,9 @@ def render_html(board: Leaderboard, figures: list[FigureSpec], title: str = "rtc
         parts += [f"<li>{escape(n)}</li>" for n in board.notes]
         parts.append("</ul>")
     if figures:
-        parts.append("<h2>Figures</h2>")
+        parts.append('<h2>Figures</h2><div class="figs">')
         parts += [_figure(spec) for spec in figures]
+        parts.append("</div>")
     parts += ["<h2>Inputs</h2>", '<ul class="sources">']
     parts += [f"<li><code>{escape(s)}</code></li>" for s in board.sources]
     parts += ["</ul>", "</body></html>", ""]

@@ -186,9 +186,9 @@ def rich_table(board: Leaderboard) -> Group:
         table.add_column("model", overflow="fold")
         table.add_column("step", justify="right")
         for key in METRICS:
-            table.add_column(LABELS[key], justify="right")
+            table.add_column(LABELS[key], justify="right", overflow="fold")
         if board.reference:
-            table.add_column(f"VR vs {board.reference}", justify="right")
+            table.add_column(f"VR vs {board.reference}", justify="right", overflow="fold")
         for line in board.lines:
             row = board.cell(line, task)
             if row is None:
