@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from _compare_lmeval import FORMATS, RERUN, STUDY, Recount, build_study, recount
 
+from rtc_metrics import get_format
 from rtc_metrics.cli import main
 from rtc_metrics.compare import LoadOptions, load_inputs
 from rtc_metrics.stats import wilson_interval
@@ -163,7 +164,7 @@ def test_prompt_decides_pre_opened_traces(study):
         1 for i, k in enumerate(kinds) if k == "missing" and i % 2 == 0
     )
     # A wrong format recounts differently, and the disagreement with the results file is stated.
-    wrong = load_inputs([base], LoadOptions(fmt=__import__("rtc_metrics").get_format("qwen3")))
+    wrong = load_inputs([base], LoadOptions(fmt=get_format("qwen3")))
     assert wrong.rows[0].value("vr") == 0.0
     assert any("recounted vr" in n and "--format" in n for n in wrong.notes)
 
@@ -314,7 +315,7 @@ def test_board_csv_and_markdown_agree_with_json(study, tmp_path):
     assert "**COLLAPSE drop" in out["md"].read_text()
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
 def _chromium(page: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -404,3 +405,21 @@ def test_html_report_renders_in_headless_chromium(report, tmp_path):
         "<!DOCTYPE html><html><body><script>console.error('boom'); undefinedFn();</script></body></html>"
     )
     assert _console_errors(_chromium(broken, "--dump-dom").stderr)
+
+
+def test_folder_of_samples_without_results_needs_a_format(study, tmp_path, capsys):
+    """Samples copied away from their results file: the model comes from the folder name
+    (lm-eval's sanitized model name) and the format must be given."""
+    run = tmp_path / "__runs__tiny-mask__checkpoint-10"
+    run.mkdir()
+    for path in (study / run.name).glob("samples_*.jsonl"):
+        shutil.copy(path, run / path.name)
+    code, _, err = _run(["compare", str(tmp_path)], capsys)
+    assert code == 2 and "pass --format NAME" in err
+    loaded = load_inputs([tmp_path], LoadOptions(fmt=get_format("qwen3")))
+    gsm = next(r for r in loaded.rows if r.task == "fx_gsm")
+    assert (gsm.model, gsm.step, gsm.kind) == ("tiny-mask", 10, "samples")
+    want = _expected(recount(next(run.glob("samples_fx_gsm_*.jsonl")), "qwen3", "strict-match"))
+    assert gsm.value("vr") == want["vr"] and gsm.value("rpass@1") == want["rpass@1"]
+    note = "model name '/runs/tiny-mask/checkpoint-10' taken from the folder name"
+    assert any(note in n for n in loaded.notes)
