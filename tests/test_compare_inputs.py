@@ -220,6 +220,7 @@ def test_curve_figures_have_direct_labels_and_no_legend(tmp_path):
     board = build_leaderboard(load_inputs(paths), reference="org/tiny [mask]@0")
     specs = make_figures(board)
     assert [s.name for s in specs] == [
+        "vr_monitor",
         "steps_org_tiny_bare_monitor",
         "steps_org_tiny_mask_monitor",
         "bars_monitor",
@@ -227,7 +228,7 @@ def test_curve_figures_have_direct_labels_and_no_legend(tmp_path):
     for spec in specs:
         for ax in spec.figure.axes:
             assert ax.get_legend() is None
-    steps = specs[0].figure.axes[0]
+    steps = specs[1].figure.axes[0]
     labels = [t.get_text() for t in steps.texts]
     assert "VR 10%" in labels and "Rpass@1 50%" in labels and "pass@1 50%" in labels
     assert any(t.startswith("reference VR 100%") for t in labels)
@@ -237,7 +238,7 @@ def test_curve_figures_have_direct_labels_and_no_legend(tmp_path):
     colours = {ln.get_color().upper() for ln in steps.lines} - {"#555555"}  # grey: the reference line
     assert colours == {c for _, c, _, _ in SERIES} and colours <= set(OKABE_ITO)
     written = save_figures(specs, tmp_path / "figs")
-    assert len(written) == 6
+    assert len(written) == 8
     for path in written:
         data = path.read_bytes()
         assert data.startswith(b"\x89PNG") if path.suffix == ".png" else b"<svg" in data[:2000]
@@ -282,3 +283,9 @@ def test_missing_path_and_empty_folder(tmp_path, capsys):
     _write(tmp_path / "empty" / "config.json", "{}")
     assert main(["compare", str(tmp_path / "empty")]) == 2
     assert "no lm-eval results, samples or monitor curve files" in capsys.readouterr().err
+
+
+def test_the_same_file_twice_is_not_a_duplicate_run(tmp_path):
+    path = _write(tmp_path / "run" / "results_1.json", _results_0413("/r/m", 0.5, 1.0))
+    loaded = load_inputs([tmp_path / "run", path])
+    assert len(loaded.rows) == 1 and not [n for n in loaded.notes if "duplicate" in n]

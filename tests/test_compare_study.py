@@ -381,7 +381,7 @@ def test_html_report_is_self_contained(report):
     assert "http://" not in html and "https://" not in html
     images = re.findall(r'<img alt="[^"]*" src="data:image/svg\+xml;base64,', html)
     names = sorted(p.stem for p in figs.glob("*.svg"))
-    assert len(images) == len(names) == 6  # 2 strategies x 2 tasks step curves + 2 bar charts
+    assert len(images) == len(names) == 8  # per task: VR by strategy, 2 step figures, 1 bar chart
     assert sorted(p.stem for p in figs.glob("*.png")) == names
     assert html.count("COLLAPSE drop") == 4
 
@@ -396,7 +396,7 @@ def test_html_report_renders_in_headless_chromium(report, tmp_path):
     dom = _chromium(page, "--dump-dom")
     assert _console_errors(dom.stderr) == []
     assert dom.stdout.count("<tr>") == 2 + len(STUDY)  # two header lines + one per model/checkpoint
-    assert dom.stdout.count("<img") == 6
+    assert dom.stdout.count("<img") == 8
     shutil.copy(shot, Path(tempfile.gettempdir()) / "rtc_compare_report_screenshot.png")  # for a human look
 
     # The console check can fail: a page with a script error is caught.

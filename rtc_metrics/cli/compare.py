@@ -7,7 +7,7 @@ import argparse
 from rtc_metrics.cli._common import add_format_arguments, format_from_args
 from rtc_metrics.io import InputError
 
-SORT_HELP = "model, step, n, pass@1, vr, er, tr, mr, rpass@1, vr_drop"
+SORT_HELP = "model, step, task, n, pass@1, vr, er, tr, mr, rpass@1, vr_drop"
 
 
 def register(sub: argparse._SubParsersAction) -> None:

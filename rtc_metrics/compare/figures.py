@@ -20,7 +20,16 @@ from rtc_metrics.compare.leaderboard import Leaderboard
 from rtc_metrics.compare.rows import LABELS, STRATEGIES, Row
 from rtc_metrics.io import atomic_write
 
-__all__ = ["OKABE_ITO", "FigureSpec", "bar_figures", "make_figures", "render", "save_figures", "step_figures"]
+__all__ = [
+    "OKABE_ITO",
+    "FigureSpec",
+    "bar_figures",
+    "make_figures",
+    "render",
+    "save_figures",
+    "step_figures",
+    "vr_figures",
+]
 
 #: Okabe & Ito (2008), black last.
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000")
@@ -30,6 +39,8 @@ SERIES = (
     ("vr", "#D55E00", "s", "--"),
     ("rpass@1", "#009E73", "^", ":"),
 )
+#: Markers that tell models apart without colour, in the vr_figures.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 #: Smallest vertical gap between two end labels, in percentage points.
 _LABEL_GAP = 7.0
 
@@ -60,19 +71,12 @@ def _spread(ys: list[float], gap: float) -> list[float]:
     return placed
 
 
-def _pct(value: float | None) -> float | None:
-    return None if value is None else 100 * value
-
-
 def step_figures(board: Leaderboard) -> list[FigureSpec]:
     """Per model and task with two or more steps: pass@1, VR and Rpass@1 against step."""
     specs = []
     for model in sorted({r.model for r in board.rows}):
         for task in board.tasks:
-            rows = sorted(
-                (r for r in board.rows if r.model == model and r.task == task and r.step is not None),
-                key=lambda r: r.step,
-            )  # type: ignore[arg-type,return-value]
+            rows = _stepped(board, model, task)
             if len(rows) < 2:
                 continue
             fig = Figure(figsize=(6.4, 4.0), layout="constrained")
@@ -127,7 +131,7 @@ def step_figures(board: Leaderboard) -> list[FigureSpec]:
                 ax.annotate(
                     f"reference VR {100 * ref[1]:.0f}% ({ref[0]})",
                     (min(steps), 100 * ref[1]),
-                    xytext=(2, -11),
+                    xytext=(2, 3),
                     textcoords="offset points",
                     color="#555555",
                     fontsize=8,
@@ -146,6 +150,84 @@ def step_figures(board: Leaderboard) -> list[FigureSpec]:
                     fig,
                 )
             )
+    return specs
+
+
+def _stepped(board: Leaderboard, model: str, task: str) -> list[Row]:
+    return sorted(
+        (r for r in board.rows if r.model == model and r.task == task and r.step is not None),
+        key=lambda r: r.step,  # type: ignore[arg-type,return-value]
+    )
+
+
+def vr_figures(board: Leaderboard) -> list[FigureSpec]:
+    """Per task with two or more stepped models (e.g. SFT strategies): VR against step,
+    one line per model, labelled at its end; the reference VR as a dashed line."""
+    specs = []
+    for task in board.tasks:
+        runs = [
+            (m, rows)
+            for m in sorted({r.model for r in board.rows})
+            if len(rows := _stepped(board, m, task)) >= 2
+        ]
+        runs.sort(
+            key=lambda mr: (STRATEGIES.index(s) if (s := mr[1][0].strategy) in STRATEGIES else 99, mr[0])
+        )
+        if len(runs) < 2:
+            continue
+        fig = Figure(figsize=(6.4, 4.0), layout="constrained")
+        ax = fig.add_subplot()
+        ends = []
+        for i, (model, rows) in enumerate(runs):
+            points = [(r.step, r.metrics["vr"]) for r in rows if r.metrics["vr"].value is not None]
+            if not points:
+                continue
+            colour = OKABE_ITO[i % len(OKABE_ITO)]
+            ax.plot(
+                [p[0] for p in points],
+                [100 * p[1].value for p in points],
+                color=colour,
+                marker=MARKERS[i % len(MARKERS)],
+                linewidth=2,
+                markersize=5,
+            )
+            last = points[-1]
+            ends.append((last[0], 100 * last[1].value, f"{model} {100 * last[1].value:.0f}%", colour))
+        for (x, _, text, colour), y in zip(ends, _spread([e[1] for e in ends], _LABEL_GAP), strict=True):
+            ax.annotate(
+                text,
+                (x, y),
+                xytext=(6, 0),
+                textcoords="offset points",
+                va="center",
+                color=colour,
+                fontweight="bold",
+                annotation_clip=False,
+            )
+        ref = _reference_vr(board, task, "")
+        if ref is not None:
+            ax.axhline(100 * ref[1], color="#555555", linestyle=(0, (6, 3)), linewidth=1)
+            ax.annotate(
+                f"reference VR {100 * ref[1]:.0f}% ({ref[0]})",
+                (0, 100 * ref[1]),
+                xycoords=("axes fraction", "data"),
+                xytext=(4, 3),
+                textcoords="offset points",
+                color="#555555",
+                fontsize=8,
+            )
+        steps = [r.step for _, rows in runs for r in rows]
+        span = max(steps) - min(steps) or 1
+        ax.set_xlim(min(steps) - 0.03 * span, max(steps) + 0.35 * span)
+        ax.set_ylim(0, 105)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("VR: valid traces (%)")
+        ax.set_title(f"{task}: valid-trace rate during training")
+        ax.grid(alpha=0.3)
+        ax.spines[["top", "right"]].set_visible(False)
+        specs.append(
+            FigureSpec(f"vr_{_slug(task)}", f"{task}: VR against training step, one line per model.", fig)
+        )
     return specs
 
 
@@ -234,8 +316,8 @@ def bar_figures(board: Leaderboard) -> list[FigureSpec]:
 
 
 def make_figures(board: Leaderboard) -> list[FigureSpec]:
-    """All figures for a leaderboard: step curves, then bar comparisons."""
-    return step_figures(board) + bar_figures(board)
+    """All figures for a leaderboard: VR by model, per-model step curves, then bar comparisons."""
+    return vr_figures(board) + step_figures(board) + bar_figures(board)
 
 
 def render(spec: FigureSpec, fmt: str) -> bytes:

@@ -14,7 +14,7 @@ __all__ = ["SORT_COLUMNS", "Leaderboard", "build_leaderboard", "flag_collapse", 
 
 #: Columns accepted by --sort (optionally as TASK:COLUMN). Metrics sort high to low,
 #: names and steps ascending; missing values always go last.
-SORT_COLUMNS = ("model", "step", "n", *METRICS, "vr_drop")
+SORT_COLUMNS = ("model", "step", "task", "n", *METRICS, "vr_drop")
 
 
 @dataclass
@@ -128,8 +128,8 @@ def build_leaderboard(loaded: Loaded, reference: str | None = None, sort: str | 
     )
     if sort:
         task, column = _parse_sort(sort, tasks)
-        if column == "model":
-            pass  # already in model order
+        if column in ("model", "task"):
+            pass  # lines are in model order already; a line's tasks are always in task order
         elif column == "step":
             lines.sort(key=lambda ln: (ln[1] is None, ln[1] or 0))
         else:

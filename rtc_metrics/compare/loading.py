@@ -154,7 +154,10 @@ def _deduplicate(rows: list[Row], notes: list[str]) -> list[Row]:
     """Keep the latest run per (model, step, task) and say which ones were dropped."""
     groups: dict[tuple[str, int | None, str], list[Row]] = defaultdict(list)
     for row in rows:
-        groups[(row.model, row.step, row.task)].append(row)
+        group = groups[(row.model, row.step, row.task)]
+        # The same file given twice (e.g. a folder and a file inside it) is one run, not a duplicate.
+        if all(Path(r.source).resolve() != Path(row.source).resolve() for r in group):
+            group.append(row)
     kept = []
     for group in groups.values():
         best = max(group, key=lambda r: (r.date or 0.0, _KIND_PRIORITY[r.kind], r.order))
