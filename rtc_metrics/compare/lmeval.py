@@ -33,6 +33,7 @@ __all__ = [
     "read_results_json",
     "rows_from_results",
     "rows_from_samples",
+    "samples_task",
 ]
 
 #: The date id lm-eval puts in file names: ``2026-11-26T14-39-09.849948``.
@@ -227,9 +228,13 @@ def find_sibling_results(samples_path: Path) -> Path | None:
     date_id = date_id_of(samples_path)
     if date_id is None:
         return None
-    for candidate in sorted(samples_path.parent.glob(f"*_{date_id}.json")):
-        return candidate
-    return None
+    return next(iter(sorted(samples_path.parent.glob(f"*_{date_id}.json"))), None)
+
+
+def samples_task(path: Path) -> str:
+    """The task of ``samples_<task>_<date>.jsonl`` (the file stem for other names)."""
+    m = _SAMPLES_NAME.match(path.name)
+    return m.group("task") if m else path.stem.removeprefix("samples_")
 
 
 def _format_for(task: str, results: dict[str, Any] | None, opts: LoadOptions, path: Path) -> TraceFormat:
@@ -283,8 +288,7 @@ def rows_from_samples(path: Path, opts: LoadOptions, notes: list[str]) -> list[R
     """Recount one samples file exactly: one structural result per document (the raw
     output of its first line, the prompt deciding pre-opening) and correctness from the
     chosen filter's line."""
-    m = _SAMPLES_NAME.match(path.name)
-    task = m.group("task") if m else path.stem.removeprefix("samples_")
+    task = samples_task(path)
     sibling = find_sibling_results(path)
     results = read_results_json(sibling) if sibling is not None else None
     fmt = _format_for(task, results, opts, path)

@@ -15,6 +15,7 @@ from rtc_metrics.compare.lmeval import (
     read_results_json,
     rows_from_results,
     rows_from_samples,
+    samples_task,
 )
 from rtc_metrics.compare.rows import STRATEGIES, Row
 from rtc_metrics.io import InputError, iter_jsonl
@@ -85,14 +86,8 @@ def _rows_from_folder(folder: Path, opts: LoadOptions, notes: list[str], sources
             continue
         kind = _sniff_jsonl(path) if path.stat().st_size else None
         if kind == "samples":
-            found = (
-                rows_from_samples(path, opts, notes)
-                if not any(
-                    (path.parent, date_id_of(path), task) in covered
-                    for task in _samples_task_candidates(path)
-                )
-                else []
-            )
+            covered_by_results = (path.parent, date_id_of(path), samples_task(path)) in covered
+            found = [] if covered_by_results else rows_from_samples(path, opts, notes)
         elif kind == "curve":
             found = rows_from_curve(path, notes)
         else:
@@ -104,12 +99,6 @@ def _rows_from_folder(folder: Path, opts: LoadOptions, notes: list[str], sources
     if not rows:
         raise InputError(f"{folder}: no lm-eval results, samples or monitor curve files under this folder")
     return rows
-
-
-def _samples_task_candidates(path: Path) -> list[str]:
-    date_id = date_id_of(path)
-    stem = path.name.removeprefix("samples_").removesuffix(".jsonl")
-    return [stem.removesuffix(f"_{date_id}")] if date_id else [stem]
 
 
 def _is_path(name: str) -> bool:
