@@ -289,3 +289,26 @@ def test_the_same_file_twice_is_not_a_duplicate_run(tmp_path):
     path = _write(tmp_path / "run" / "results_1.json", _results_0413("/r/m", 0.5, 1.0))
     loaded = load_inputs([tmp_path / "run", path])
     assert len(loaded.rows) == 1 and not [n for n in loaded.notes if "duplicate" in n]
+
+
+def test_group_rows_and_reference_by_recorded_path(tmp_path):
+    base = _results_0413("/w/base", 0.9, 1.0, n=40)
+    # A group entry as lm-eval 0.4.13 writes it: summed sample_len, pooled metrics, no n-samples.
+    base["results"]["rtc_paper"] = {
+        "alias": "rtc_paper",
+        "sample_len": 40,
+        "vr,strict-match": 0.9,
+        "rpass@1,strict-match": 0.5,
+        "exact_match,strict-match": 0.45,
+    }
+    base["group_subtasks"] = {"rtc_paper": ["gsm"]}
+    ckpt = _results_0413("/w/sft/checkpoint-7", 0.2, 2.0, n=40)
+    paths = [_write(tmp_path / "a.json", base), _write(tmp_path / "b.json", ckpt)]
+    board = build_leaderboard(load_inputs(paths), reference="/w/base")
+    group = next(r for r in board.rows if r.task == "rtc_paper")
+    assert group.n == 40 and group.metrics["vr"].successes == 36 and group.metrics["rpass@1"].successes == 18
+    sft = next(r for r in board.rows if r.task == "gsm" and r.step == 7)
+    assert sft.collapse.reference == "base" and sft.collapse.flagged is True
+    # The checkpoint can be named by its recorded path without the checkpoint folder, plus @STEP.
+    board = build_leaderboard(load_inputs(paths), reference="/w/sft@7")
+    assert next(r for r in board.rows if r.task == "gsm" and r.step == 7).collapse.is_reference

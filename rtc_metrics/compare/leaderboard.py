@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from rtc_metrics.compare.intervals import difference_interval
 from rtc_metrics.compare.loading import Loaded
-from rtc_metrics.compare.rows import METRICS, Collapse, Row
+from rtc_metrics.compare.rows import METRICS, Collapse, Row, split_checkpoint
 from rtc_metrics.io import InputError
 
 __all__ = ["SORT_COLUMNS", "Leaderboard", "build_leaderboard", "flag_collapse", "parse_reference"]
@@ -52,7 +52,8 @@ def parse_reference(spec: str) -> tuple[str, int | None]:
 
 def _reference_rows(rows: list[Row], spec: str) -> dict[str, Row]:
     model, step = parse_reference(spec)
-    mine = [r for r in rows if model in (r.model, r.model_name)]
+    # The label as shown, the recorded name, or the recorded name without its checkpoint folder.
+    mine = [r for r in rows if model in (r.model, r.model_name, split_checkpoint(r.model_name)[0])]
     if not mine:
         models = sorted({r.model for r in rows})
         raise InputError(f"--reference {spec!r}: no such model; models here: {', '.join(models)}")
