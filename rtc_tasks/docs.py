@@ -55,7 +55,7 @@ def _require(doc: dict[str, Any], task: str, value: Any, fields: str) -> Any:
     if value is None or (isinstance(value, str) and not value.strip()):
         raise DocError(
             f"{task}: a record has none of the fields {fields} (its fields: {', '.join(sorted(doc))}); "
-            "records must use the dataset's own fields or the study's {\"prompt\", \"answer\"}"
+            'records must use the dataset\'s own fields or the study\'s {"prompt", "answer"}'
         )
     return value
 
@@ -111,8 +111,11 @@ def _chemistry_doc(doc: dict[str, Any]) -> dict[str, Any]:
         letter = str(_require(doc, "rtc_chemistry", doc.get("answer"), "'answer'")).strip().upper()
         if len(letter) != 1 or letter not in LETTERS:
             raise DocError(f"rtc_chemistry: study record answer must be one option letter, got {letter!r}")
-        n = sum(1 for line in doc["prompt"].split("\n") if len(line) > 2 and line[1:3] == ": "
-                and line[0] in LETTERS)
+        n = sum(
+            1
+            for line in doc["prompt"].split("\n")
+            if len(line) > 2 and line[1:3] == ": " and line[0] in LETTERS
+        )
         return {"prompt": doc["prompt"], "answer": letter, "n_choices": n or 4}
     # Hub records (SciKnowEval, assumed schema): question, choices {text, label}, answerKey.
     question = _require(doc, "rtc_chemistry", _field(doc, "question"), "'question'/'prompt'")
@@ -161,8 +164,11 @@ def _gpqa_doc(doc: dict[str, Any]) -> dict[str, Any]:
     order = list(range(len(options)))
     random.Random(seed).shuffle(order)
     shuffled = [options[i] for i in order]
-    return {"prompt": _mcq_prompt(str(question), shuffled), "answer": LETTERS[order.index(0)],
-            "n_choices": len(options)}
+    return {
+        "prompt": _mcq_prompt(str(question), shuffled),
+        "answer": LETTERS[order.index(0)],
+        "n_choices": len(options),
+    }
 
 
 def process_gpqa(dataset: Any) -> Any:
@@ -172,7 +178,9 @@ def process_gpqa(dataset: Any) -> Any:
 
 # --- MATH-500 and AIME -----------------------------------------------------------------
 def _math_doc(doc: dict[str, Any], task: str) -> dict[str, Any]:
-    prompt = _require(doc, task, _field(doc, "prompt", "problem", "Problem", "question"), "'problem'/'prompt'")
+    prompt = _require(
+        doc, task, _field(doc, "prompt", "problem", "Problem", "question"), "'problem'/'prompt'"
+    )
     answer = _require(doc, task, _field(doc, "answer", "Answer"), "'answer'")
     return {"prompt": str(prompt), "answer": str(answer).strip()}
 

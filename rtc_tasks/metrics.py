@@ -47,7 +47,14 @@ RPASS_KEY = "rpass@1"
 #: Helper key: valid share × correctness, so groups can pool rpass@1.
 VALID_CORRECT_KEY = "rtc_valid_correct"
 
-HIGHER_IS_BETTER = {"vr": True, "er": False, "tr": False, "mr": False, VALID_CORRECT_KEY: True, RPASS_KEY: True}
+HIGHER_IS_BETTER = {
+    "vr": True,
+    "er": False,
+    "tr": False,
+    "mr": False,
+    VALID_CORRECT_KEY: True,
+    RPASS_KEY: True,
+}
 
 
 def rpass_at_1(items: Sequence[Sequence[float]]) -> float | None:
@@ -77,7 +84,9 @@ def pooled_group_rpass(task_results: Sequence[dict[str, Any]], filter_key: str) 
     return num / den if den > 1e-9 else None
 
 
-def _pool_rpass(group: Any, task_metrics: dict[str, dict[str, Any]], agg_config: Any, out: dict[str, Any]) -> None:
+def _pool_rpass(
+    group: Any, task_metrics: dict[str, dict[str, Any]], agg_config: Any, out: dict[str, Any]
+) -> None:
     leaves = [t.task_name for t in group.get_all_tasks()]
     present = [task_metrics[n] for n in leaves if n in task_metrics]
     if agg_config.filter_list is None:
@@ -86,7 +95,9 @@ def _pool_rpass(group: Any, task_metrics: dict[str, dict[str, Any]], agg_config:
         filters = list(agg_config.filter_list)
     for filter_key in filters:
         with_metric = [r for r in present if f"{RPASS_KEY},{filter_key}" in r]
-        usable = [r for r in with_metric if f"vr,{filter_key}" in r and f"{VALID_CORRECT_KEY},{filter_key}" in r]
+        usable = [
+            r for r in with_metric if f"vr,{filter_key}" in r and f"{VALID_CORRECT_KEY},{filter_key}" in r
+        ]
         if not with_metric:
             continue
         if len(usable) != len(with_metric):
@@ -94,7 +105,9 @@ def _pool_rpass(group: Any, task_metrics: dict[str, dict[str, Any]], agg_config:
             # doc-weighted mean of ratios would be wrong, so report nothing.
             log.warning(
                 "group %r: rpass@1,%s not reported: some members lack vr/%s (not rtc tasks)",
-                group.name, filter_key, VALID_CORRECT_KEY,
+                group.name,
+                filter_key,
+                VALID_CORRECT_KEY,
             )
             continue
         out[f"{RPASS_KEY},{filter_key}"] = pooled_group_rpass(usable, filter_key)

@@ -89,9 +89,13 @@ def resolve_format(metadata: dict[str, Any], task_name: str = "rtc task") -> Tra
     name = metadata.get("rtc_format")
     open_, close = metadata.get("rtc_open"), metadata.get("rtc_close")
     if name and (open_ or close):
-        raise RTCSettingsError(f"{task_name}: give either rtc_format or rtc_open/rtc_close in --metadata, not both")
+        raise RTCSettingsError(
+            f"{task_name}: give either rtc_format or rtc_open/rtc_close in --metadata, not both"
+        )
     if bool(open_) != bool(close):
-        raise RTCSettingsError(f"{task_name}: custom delimiters need both rtc_open and rtc_close in --metadata")
+        raise RTCSettingsError(
+            f"{task_name}: custom delimiters need both rtc_open and rtc_close in --metadata"
+        )
     if name:
         return get_format(str(name))
     if open_:
@@ -99,8 +103,8 @@ def resolve_format(metadata: dict[str, Any], task_name: str = "rtc task") -> Tra
     source = _tokenizer_for(metadata) or metadata.get("tokenizer") or metadata.get("pretrained")
     if not source:
         raise RTCSettingsError(
-            f"{task_name}: the reasoning format is unknown: pass --metadata '{{\"rtc_format\": \"NAME\"}}' "
-            "(see `rtc formats`) or '{\"rtc_open\": \"<think>\", \"rtc_close\": \"</think>\"}', "
+            f'{task_name}: the reasoning format is unknown: pass --metadata \'{{"rtc_format": "NAME"}}\' '
+            '(see `rtc formats`) or \'{"rtc_open": "<think>", "rtc_close": "</think>"}\', '
             "or a pretrained= model whose chat template rtc can recognise"
         )
     try:
@@ -156,8 +160,9 @@ def check_generation_kwargs(generation_kwargs: dict[str, Any], fmt: TraceFormat,
             continue
         if "\n\n" in stop or (stop and not stop.strip()):
             raise RTCSettingsError(
-                f"{task_name}: the stop sequence {stop!r} ends generation at the first line break or blank line, "
-                "cutting reasoning traces; set generation_kwargs until: [] (or --gen_kwargs until=[])"
+                f"{task_name}: the stop sequence {stop!r} ends generation at the first line break "
+                "or blank line, cutting reasoning traces; set generation_kwargs until: [] "
+                "(or --gen_kwargs until=[])"
             )
         for delim in (*fmt.opens, *fmt.closes):
             if delim in stop or stop in delim:
@@ -169,7 +174,8 @@ def check_generation_kwargs(generation_kwargs: dict[str, Any], fmt: TraceFormat,
     if isinstance(budget, int) and budget < _SHORT_BUDGET:
         log.warning(
             "%s: max_gen_toks=%d is short for reasoning traces; unfinished traces count as truncated",
-            task_name, budget,
+            task_name,
+            budget,
         )
 
 

@@ -128,12 +128,19 @@ class RTCTask(ConfigurableTask):
             config = _wrap_builtin(str(base), config)
         metadata = dict(config.get("metadata") or {})
         task_name = str(config.get("task"))
-        splits = [config.get(k) for k in ("test_split", "validation_split", "training_split", "fewshot_split")]
+        splits = [
+            config.get(k) for k in ("test_split", "validation_split", "training_split", "fewshot_split")
+        ]
         override = data_override(metadata, task_name, list(dict.fromkeys(s for s in splits if s)))
         if override:
-            if config.get("num_fewshot") and config.get("fewshot_split") not in (None, config.get("test_split")):
-                log.warning("%s: rtc_data_files also serves the few-shot split: examples come from the same file",
-                            task_name)
+            if config.get("num_fewshot") and config.get("fewshot_split") not in (
+                None,
+                config.get("test_split"),
+            ):
+                log.warning(
+                    "%s: rtc_data_files also serves the few-shot split: examples come from the same file",
+                    task_name,
+                )
             config.update(override)
         super().__init__(data_dir=data_dir, cache_dir=cache_dir, download_mode=download_mode, config=config)
         if self.OUTPUT_TYPE != "generate_until":
@@ -177,8 +184,11 @@ class RTCTask(ConfigurableTask):
             # Recorded in the results file's config, so `rtc score` can re-score the logs.
             if isinstance(self.config.metadata, dict):
                 self.config.metadata["rtc_resolved_format"] = {
-                    "name": fmt.name, "open": fmt.open, "close": fmt.close,
-                    "open_variants": list(fmt.open_variants), "close_variants": list(fmt.close_variants),
+                    "name": fmt.name,
+                    "open": fmt.open,
+                    "close": fmt.close,
+                    "open_variants": list(fmt.open_variants),
+                    "close_variants": list(fmt.close_variants),
                 }
         return self._rtc_format
 
@@ -195,9 +205,12 @@ class RTCTask(ConfigurableTask):
         fmt = self.rtc_format
         forced = (self.config.metadata or {}).get("rtc_prefixed")
         if forced is None or forced == "auto":
-            return lambda text, prompt: parse_trace(text, fmt, prompt=prompt if isinstance(prompt, str) else None)
-        forced_fmt = fmt.with_prefixed(str(forced).lower() in {"1", "true", "yes"} if isinstance(forced, str)
-                                       else bool(forced))
+            return lambda text, prompt: parse_trace(
+                text, fmt, prompt=prompt if isinstance(prompt, str) else None
+            )
+        forced_fmt = fmt.with_prefixed(
+            str(forced).lower() in {"1", "true", "yes"} if isinstance(forced, str) else bool(forced)
+        )
         return lambda text, prompt: parse_trace(text, forced_fmt)
 
     def apply_filters(self) -> Any:
@@ -228,8 +241,8 @@ class RTCTask(ConfigurableTask):
         if self._rtc_answer_metric is not None:
             if self._rtc_answer_metric not in results:
                 raise RTCSettingsError(
-                    f"{self.config.task}: rtc_answer_metric {self._rtc_answer_metric!r} is not among the task's "
-                    f"metrics ({', '.join(results)}); set --metadata rtc_answer_metric to one of them"
+                    f"{self.config.task}: rtc_answer_metric {self._rtc_answer_metric!r} is not among the "
+                    f"task's metrics ({', '.join(results)}); set --metadata rtc_answer_metric to one of them"
                 )
             return self._rtc_answer_metric
         name = next((k for k in ANSWER_METRICS if k in results), None)
@@ -246,8 +259,8 @@ class RTCTask(ConfigurableTask):
         parses = self._rtc_structure.get(self._rtc_cursor) if self._rtc_cursor is not None else None
         if parses is None:
             raise RuntimeError(
-                f"{self.config.task}: no parsed generations for doc {self._rtc_cursor}; RTCTask.process_results "
-                "must run inside lm-eval's evaluation loop (after apply_filters)"
+                f"{self.config.task}: no parsed generations for doc {self._rtc_cursor}; "
+                "RTCTask.process_results must run inside lm-eval's evaluation loop (after apply_filters)"
             )
         k = len(parses)
         rates = dict.fromkeys(RATE_KEYS, 0.0)
@@ -263,10 +276,9 @@ class RTCTask(ConfigurableTask):
         if not 0.0 <= correct <= 1.0:
             raise RTCSettingsError(
                 f"{self.config.task}: metric {answer_metric!r} = {correct} is not a correctness in [0, 1]; "
-                "name another with --metadata '{\"rtc_answer_metric\": \"NAME\"}'"
+                'name another with --metadata \'{"rtc_answer_metric": "NAME"}\''
             )
         valid = rates["vr"]
         out[VALID_CORRECT_KEY] = valid * correct
         out[RPASS_KEY] = (valid, valid * correct)
         return out
-
