@@ -203,3 +203,77 @@ def scripted_lm_class() -> type:
             raise NotImplementedError
 
     return ScriptedLM
+
+
+#: A scripted-LM task: prompt verbatim, gold in "answer", the LM's text in "scripted".
+SCRIPTED_TASK_YAML = """\
+task: {name}
+class: !function rtc_tasks.task.RTCTask
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: generate_until
+doc_to_text: "{{{{prompt}}}}"
+doc_to_target: answer
+process_results: !function rtc_tasks.docs.results_number
+generation_kwargs:
+  until: []
+  do_sample: false
+  max_gen_toks: 4096
+metric_list:
+  - metric: exact_match
+    aggregation: mean
+    higher_is_better: true
+{extra}"""
+
+
+def write_scripted_task(
+    folder: Path, name: str, docs: list[tuple[str, str]], extra: str = "", prompt: str = "Q"
+) -> Path:
+    """A task whose doc i has gold ``docs[i][1]`` and whose scripted output is ``docs[i][0]``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = write_jsonl(
+        folder / f"{name}.jsonl",
+        [
+            {"prompt": f"{prompt} {i}", "answer": gold, "scripted": text}
+            for i, (text, gold) in enumerate(docs)
+        ],
+    )
+    path = folder / f"{name}.yaml"
+    path.write_text(SCRIPTED_TASK_YAML.format(name=name, data=data, extra=extra), encoding="utf-8")
+    return path
+
+
+def recount(samples: list[dict[str, Any]], fmt: Any, metric: str = "exact_match") -> dict[str, float | None]:
+    """Independent recount of one filter's logged samples: rates and rpass@1 from raw resps.
+
+    Uses the core parser directly (not rtc_tasks), one generation per doc.
+    """
+    from rtc_metrics.parsing import parse_trace
+
+    counts = {"valid": 0, "empty": 0, "truncated": 0, "missing": 0}
+    valid = valid_correct = correct = 0.0
+    for s in samples:
+        prompt = (
+            s["arguments"][0][0]
+            if isinstance(s["arguments"], list | tuple)
+            else s["arguments"]["gen_args_0"]["arg_0"]
+        )
+        status = parse_trace(s["resps"][0][0], fmt, prompt=prompt).status.value
+        counts[status] += 1
+        c = float(s[metric])
+        correct += c
+        if status == "valid":
+            valid += 1
+            valid_correct += c
+    n = len(samples)
+    return {
+        "vr": counts["valid"] / n,
+        "er": counts["empty"] / n,
+        "tr": counts["truncated"] / n,
+        "mr": counts["missing"] / n,
+        metric: correct / n,
+        "rpass@1": valid_correct / valid if valid else None,
+    }
