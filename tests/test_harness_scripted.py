@@ -10,11 +10,11 @@ import pytest
 
 pytest.importorskip("lm_eval")
 
-from harness_support import recount, scripted_lm_class, write_jsonl, write_scripted_task  # noqa: E402
-from lm_eval import simple_evaluate  # noqa: E402
-from lm_eval.tasks import TaskManager  # noqa: E402
+from harness_support import recount, scripted_lm_class, write_jsonl, write_scripted_task
+from lm_eval import simple_evaluate
+from lm_eval.tasks import TaskManager
 
-from rtc_tasks.settings import RTCSettingsError  # noqa: E402
+from rtc_tasks.settings import RTCSettingsError
 
 V = "<think>work</think> The answer is 42"  # valid, says 42
 V7 = "<think>work</think> The answer is 7"  # valid, says 7
@@ -25,10 +25,14 @@ M = "The answer is 42"  # missing
 
 def run(folder: Path, tasks: list[str], metadata: dict | None = None, **kwargs):
     tm = TaskManager(
-        include_path=[str(folder)], include_defaults=False, metadata={"rtc_format": "qwen3", **(metadata or {})}
+        include_path=[str(folder)],
+        include_defaults=False,
+        metadata={"rtc_format": "qwen3", **(metadata or {})},
     )
     kwargs.setdefault("bootstrap_iters", 0)
-    return simple_evaluate(model=scripted_lm_class()(), tasks=tasks, task_manager=tm, log_samples=True, **kwargs)
+    return simple_evaluate(
+        model=scripted_lm_class()(), tasks=tasks, task_manager=tm, log_samples=True, **kwargs
+    )
 
 
 def test_metrics_equal_recount_from_logged_samples(tmp_path):
@@ -143,7 +147,11 @@ def test_prefixed_is_decided_per_instance_from_the_prompt(tmp_path):
         ],
     )
     write_scripted_task(tmp_path, "rtc_pre", [])
-    yaml = (tmp_path / "rtc_pre.yaml").read_text().replace(str(tmp_path / "rtc_pre.jsonl"), str(tmp_path / "pre.jsonl"))
+    yaml = (
+        (tmp_path / "rtc_pre.yaml")
+        .read_text()
+        .replace(str(tmp_path / "rtc_pre.jsonl"), str(tmp_path / "pre.jsonl"))
+    )
     (tmp_path / "rtc_pre.yaml").write_text(yaml)
     res = run(tmp_path, ["rtc_pre"])
     r = res["results"]["rtc_pre"]
