@@ -35,7 +35,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tiny-model builder
 
-from harness_support import SCRIPTED_TASK_YAML, build_tiny_model, scripted_lm_class, write_jsonl  # noqa: E402
+from harness_support import SCRIPTED_TASK_YAML, build_tiny_model, scripted_lm_class, write_jsonl
 
 TIMERS: dict[str, float] = defaultdict(float)
 CALLS: dict[str, int] = defaultdict(int)
@@ -134,7 +134,8 @@ def main() -> None:
         }
 
         # rtc's cost per generation on long traces, with no model at all.
-        trace = "<think>" + ("Let me check 12 * 7 = 84, then subtract 5. " * 190) + "</think> The answer is 79"
+        step = "Let me check 12 * 7 = 84, then subtract 5. "
+        trace = "<think>" + step * 190 + "</think> The answer is 79"
         write_jsonl(
             root / "long.jsonl",
             [{"prompt": f"Q {i}", "answer": "79", "scripted": trace} for i in range(args.scripted_docs)],
