@@ -266,3 +266,17 @@ def test_rtc_tasks_path_command(capsys):
     assert main(["tasks-path"]) == 0
     out = capsys.readouterr().out.strip()
     assert Path(out) == rtc_tasks.TASKS_DIR and (Path(out) / "rtc_gsm8k.yaml").is_file()
+
+
+def test_rtc_eval_rewrites_wrappers_and_vllm_metadata(tmp_path):
+    from rtc_metrics.cli.eval import _rewrite
+
+    argv = ["--model", "vllm", "--tasks", "rtc:gsm8k,rtc_paper", "--metadata", '{"rtc_format": "qwen3"}']
+    new, wrapped = _rewrite(argv, tmp_path)
+    assert wrapped == ["gsm8k"]
+    assert (tmp_path / "rtc_wrap_gsm8k.yaml").read_text().startswith('task: "rtc:gsm8k"')
+    meta = json.loads(new[new.index("--metadata") + 1])
+    assert meta == {"rtc_format": "qwen3", "rtc_keeps_special_tokens": True}
+    assert new.count("--metadata") == 1 and new[:4] == argv[:4]
+    unchanged, _ = _rewrite(["--model=hf", "--tasks=rtc_gsm8k"], tmp_path)
+    assert unchanged == ["--model=hf", "--tasks=rtc_gsm8k"]
