@@ -66,27 +66,46 @@ _STATUS_KEY = {
 }
 
 
-@functools.lru_cache(maxsize=64)
+_TASK_LINE = re.compile(r"""^["']?task["']?:\s*["']?([^"'\s#]+)["']?\s*(?:#.*)?$""", re.MULTILINE)
+
+
+@functools.lru_cache(maxsize=1)
+def _builtin_index() -> dict[str, tuple[Path, ...]]:
+    """Task name -> built-in YAML files whose top-level ``task:`` line names it (one text scan).
+
+    A text scan, because parsing every YAML (what TaskManager's index does) takes seconds.
+    """
+    import lm_eval.tasks
+
+    index: dict[str, tuple[Path, ...]] = {}
+    for path in sorted(Path(lm_eval.tasks.__file__).parent.rglob("*.yaml")):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        for name in _TASK_LINE.findall(text):
+            index[name] = (*index.get(name, ()), path)
+    return index
+
+
 def _builtin_yaml(name: str) -> Path:
     import lm_eval.tasks
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    root = Path(lm_eval.tasks.__file__).parent
     if name.endswith(".yaml"):
+        root = Path(lm_eval.tasks.__file__).parent
         path = Path(name) if Path(name).is_absolute() else root / name
         if not path.is_file():
             raise RTCSettingsError(f"rtc_base {name!r}: no such file ({path})")
         return path
-    # A text scan first: parsing every YAML (what TaskManager's index does) takes seconds.
-    pattern = re.compile(rf"^task:\s*['\"]?{re.escape(name)}['\"]?\s*$", re.MULTILINE)
-    for path in sorted(root.rglob("*.yaml")):
+    for path in _builtin_index().get(name, ()):
         try:
-            if pattern.search(path.read_text(encoding="utf-8")) and load_yaml(path).get("task") == name:
+            if load_yaml(path).get("task") == name:
                 return path
-        except (OSError, UnicodeDecodeError, ValueError):
+        except (OSError, ValueError):
             continue
     raise RTCSettingsError(
-        f"rtc_base {name!r}: no built-in lm-eval task with that name (run `lm_eval ls tasks`); "
+        f"rtc_base {name!r}: no built-in lm-eval task with that name (see `lm_eval ls tasks`); "
         "give its YAML path relative to lm_eval/tasks instead"
     )
 
