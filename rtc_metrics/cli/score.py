@@ -15,6 +15,8 @@ from rtc_metrics.cli._common import (
     format_from_args,
     print_json,
 )
+from rtc_metrics.io import InputError
+from rtc_metrics.lmeval_logs import is_lmeval_output, rescore
 from rtc_metrics.scoring import score_jsonl
 
 #: Rows of the summary table: (label, key).
@@ -31,9 +33,17 @@ TABLE_ROWS = (
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("score", help="structural metrics for a JSONL file of outputs")
-    parser.add_argument("path", metavar="FILE.jsonl", help="one JSON object per line")
-    add_format_arguments(parser, required=True)
+    parser = sub.add_parser(
+        "score",
+        help="structural metrics for a JSONL file of outputs, or re-score lm-eval --log_samples output",
+    )
+    parser.add_argument(
+        "path",
+        metavar="PATH",
+        help="a JSONL file (one output per line), or lm-eval output: a results dir, results_*.json "
+        "or samples_*.jsonl",
+    )
+    add_format_arguments(parser, required=False)
     parser.add_argument("--text-field", metavar="F", help="field holding the output (default: auto)")
     parser.add_argument("--correct-field", metavar="F", help="field holding correctness (bool or 0/1)")
     parser.add_argument(
@@ -47,6 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     fmt = format_from_args(args)
+    if is_lmeval_output(args.path):
+        return run_lmeval(args, fmt)
+    if fmt is None:
+        raise InputError("name the reasoning format with --format NAME (see `rtc formats`) or --open/--close")
     summary = score_jsonl(
         args.path,
         fmt,
@@ -75,3 +89,25 @@ def print_summary(data: dict[str, Any], title: str) -> None:
     if data.get("anomalies"):
         table.caption = "anomalies: " + ", ".join(f"{k} {v}" for k, v in data["anomalies"].items())
     Console().print(table)
+
+
+def run_lmeval(args: argparse.Namespace, fmt: Any) -> int:
+    """Re-score lm-eval --log_samples output: one table per task and filter, pooled groups."""
+    data = rescore(args.path, fmt)
+    if args.json:
+        print_json(data)
+        return 0
+    for run in data["runs"]:
+        for task, info in run["tasks"].items():
+            for filter_key, summary in info["filters"].items():
+                title = (
+                    f"{task}  filter={filter_key}  ({info['format']}, {info['n_docs']} docs, "
+                    f"correct = {info['answer_metric'] or 'n/a'})"
+                )
+                print_summary(summary, title=title)
+        for group, by_filter in run["groups"].items():
+            for filter_key, summary in by_filter.items():
+                print_summary(
+                    summary, title=f"group {group}  filter={filter_key}  (pooled, n={summary['n']})"
+                )
+    return 0
