@@ -11,6 +11,7 @@ from rtc_metrics.code import build_program, problem_from_record
 from rtc_metrics.io import InputError
 
 FIXTURES = Path(__file__).parent / "fixtures"
+P = 'def f():\n    """Return something."""\n'
 
 
 def _records(name):
@@ -63,12 +64,15 @@ def test_humaneval_program_building():
 @pytest.mark.parametrize(
     ("record", "needle"),
     [
-        ({"task_id": "HumanEval/9", "prompt": "def f():\n", "entry_point": "f"}, "'test'"),
-        ({"task_id": "HumanEval/9", "prompt": "def f():\n", "entry_point": "f", "test": "assert 1"}, "check"),
+        ({"task_id": "HumanEval/9", "prompt": P, "entry_point": "f"}, "'test'"),
+        ({"task_id": "HumanEval/9", "prompt": P, "entry_point": "f", "test": "assert 1"}, "check"),
         ({"task_id": 5, "code": "def f(): pass", "test_list": ["assert f() is None"]}, "(or 'text')"),
         ({"task_id": 5, "prompt": "p", "code": "def f(): pass"}, "test_list"),
         ({"task_id": 5, "prompt": "p", "code": "def g(): pass", "test": "assert f() == 1"}, "entry_point"),
         ({"task_id": 5, "question": "q"}, "not a HumanEval+ record"),
+        ({"task_id": 5, "prompt": "p", "test_list": ["assert f(1) ==="]}, "not valid Python"),
+        ({"task_id": "HumanEval/9", "prompt": "def f(:\n", "entry_point": "f", "test": "def check(c): pass"},
+         "'prompt' is not valid Python"),
     ],
 )
 def test_malformed_records_name_the_field(record, needle):

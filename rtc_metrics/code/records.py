@@ -59,6 +59,15 @@ def _text(record: Mapping[str, Any], key: str, where: str) -> str:
     return value
 
 
+def _valid_python(source: str, where: str, what: str) -> str:
+    # A broken test would fail every program with the same error; say so up front instead.
+    try:
+        ast.parse(source)
+    except SyntaxError as exc:
+        raise InputError(f"{where}: {what} is not valid Python ({exc.msg}, line {exc.lineno})") from exc
+    return source
+
+
 def _toplevel_defs(source: str) -> list[str]:
     try:
         tree = ast.parse(source)
@@ -84,10 +93,7 @@ def _mbpp_entry_points(record: Mapping[str, Any], test: str, where: str) -> tupl
     # The tests call the function(s) by name; those names are the reference solution's
     # top-level functions that the tests use and do not define themselves. Never a builtin:
     # binding a proxy over e.g. ``zip`` would let a candidate steer the test loop.
-    try:
-        used, bound = _names_used_and_bound(test)
-    except SyntaxError as exc:
-        raise InputError(f"{where}: test code is not valid Python ({exc.msg}, line {exc.lineno})") from exc
+    used, bound = _names_used_and_bound(test)  # the test parses: checked by the caller
     reference = record.get("code") if isinstance(record.get("code"), str) else ""
     candidates = _toplevel_defs(reference) if reference else sorted(used)
     names = [
@@ -111,7 +117,8 @@ def problem_from_record(record: Mapping[str, Any]) -> CodeProblem:
     if "canonical_solution" in record or ("entry_point" in record and "test_list" not in record):
         prompt = _text(record, "prompt", where)
         entry = _text(record, "entry_point", where).strip()
-        test = _text(record, "test", where)
+        test = _valid_python(_text(record, "test", where), where, "field 'test'")
+        _valid_python(prompt, where, "field 'prompt'")
         if not re.search(r"^def\s+check\s*\(", test, re.MULTILINE):
             raise InputError(f"{where}: HumanEval test code must define check(candidate)")
         return CodeProblem(task_id, "humaneval", prompt, (entry,), test,
@@ -131,6 +138,8 @@ def problem_from_record(record: Mapping[str, Any]) -> CodeProblem:
             if not isinstance(asserts, list) or not asserts or not all(isinstance(a, str) for a in asserts):
                 raise InputError(f"{where}: MBPP record needs 'test' (MBPP+ tests) or a non-empty test_list")
             test = "\n".join(asserts) + "\n"
+        _valid_python(test, where, "the test code")
+        _valid_python("\n".join(imports), where, "field 'test_imports'")
         if isinstance(record.get("entry_point"), str) and record["entry_point"].strip():
             entries: tuple[str, ...] = (record["entry_point"].strip(),)
         else:

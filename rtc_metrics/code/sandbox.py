@@ -245,9 +245,16 @@ def _tasks_of_uid(uid: int) -> int:
     return count
 
 
+def _import_path() -> str:
+    # The evaluator's own import path (not a secret), so the tests find numpy & co. even when
+    # the evaluator got its packages through PYTHONPATH rather than its interpreter's prefix.
+    return os.pathsep.join(p for p in sys.path if os.path.isabs(p) and os.path.exists(p))
+
+
 def _scrubbed_env(workdir: str) -> dict[str, str]:
     # Nothing from the parent environment: API keys and tokens live there.
     return {
+        "PYTHONPATH": _import_path(),
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": workdir,
         "TMPDIR": workdir,
