@@ -24,3 +24,4 @@ test: install
 
 bench: install
 	$(PY) benchmarks/bench_parse.py
+	$(PY) benchmarks/bench_sandbox.py

@@ -345,6 +345,48 @@ class _Conversation:
         return candidate
 
 
+class _Terminated(BaseException):
+    """SIGTERM from the evaluator (wall-time limit)."""
+
+
+def _on_terminate(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: the cleanup must not be interrupted
+    raise _Terminated
+
+
+def _children() -> list[int]:
+    me, kids = os.getpid(), []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as handle:
+                    stat = handle.read()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(b")") + 2 :].split()[1]) == me:  # field 4: ppid
+                kids.append(int(name))
+    return kids
+
+
+def _kill_descendants(budget_s: float = 2.0) -> None:
+    """SIGKILL every child until none is left; grandchildren are re-parented to us as their
+    parents die (we are a subreaper), so this reaches the whole tree, setsid() or not."""
+    import time
+
+    deadline = time.monotonic() + budget_s
+    while True:
+        kids = _children()
+        for kid in kids:
+            with contextlib.suppress(OSError):
+                os.kill(kid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        if not kids or time.monotonic() > deadline:
+            return
+        time.sleep(0.002)
+
+
 def _drop_capabilities() -> bool:
     """Root that cannot become ``nobody`` keeps uid 0 but loses every capability (so, e.g., it
     cannot read other root processes' /proc entries or override file permissions)."""
@@ -384,14 +426,19 @@ def main() -> None:
         layers.append("no-capabilities")
     _set_limits(cfg)
     layers.append("rlimits")
-    if cfg.get("no_new_privs", True):
-        _prctl(4, 0)  # PR_SET_DUMPABLE=0: same-uid processes cannot ptrace or read our memory
+    _prctl(4, 0)  # PR_SET_DUMPABLE=0: same-uid processes cannot ptrace or read our memory
+    # Orphans of the candidate's descendants (even ones that setsid() away) become our
+    # children, so the cleanup below finds them without a PID namespace too.
+    _prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
+    signal.signal(signal.SIGTERM, _on_terminate)  # the evaluator's timeout: clean up, then exit
     to_candidate_r, to_candidate_w = os.pipe()
     from_candidate_r, from_candidate_w = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(to_candidate_w)
         os.close(from_candidate_r)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the test process
         _candidate_main(to_candidate_r, from_candidate_w, cfg)
         os._exit(6)
     os.close(to_candidate_r)
@@ -435,10 +482,7 @@ def main() -> None:
     except BaseException as exc:
         reason = f"test raised {_describe(exc)}"
     finally:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
+        _kill_descendants()
     _verdict(passed, reason, layers)
 
 

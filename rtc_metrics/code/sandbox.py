@@ -42,6 +42,8 @@ __all__ = [
 
 _RUNNER = str(Path(__file__).with_name("_runner.py"))
 _NOBODY = 65534
+#: Seconds the test process gets to clean up after the wall-time limit, before SIGKILL.
+_TERM_GRACE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -293,9 +295,18 @@ def _force_rmtree(path: str) -> None:
     shutil.rmtree(path, onerror=unlock)
 
 
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
+def _kill_group(pgid: int, budget_s: float = 1.0) -> None:
+    """SIGKILL the process group until it is empty (a process forking during the first
+    kill can slip through it); zombies count as gone once the group has none alive."""
+    deadline = time.monotonic() + budget_s
+    while True:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            return
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.005)
 
 
 def run_job(job: CodeJob, limits: SandboxLimits | None = None) -> ExecutionResult:
@@ -364,6 +375,12 @@ def run_job(job: CodeJob, limits: SandboxLimits | None = None) -> ExecutionResul
                 proc.communicate(payload, timeout=limits.timeout_s)
             except subprocess.TimeoutExpired:
                 timed_out = True
+                # SIGTERM first: the test process then kills every descendant it reaped
+                # (without a PID namespace, nothing else finds the ones that left the group).
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=_TERM_GRACE_S)
             finally:
                 _kill_group(proc.pid)  # stragglers too (without a PID namespace nothing else reaps them)
                 proc.wait()
