@@ -1,13 +1,14 @@
 """Throughput of the code sandbox vs a plain unsandboxed subprocess, on the same programs.
 
-Run: python benchmarks/bench_sandbox.py [--problems 96] [--workers 2]
+Run: python benchmarks/bench_sandbox.py [--problems 96] [--workers 2] [--rounds 8]
 Prints problems/s for each and the ratio (sandbox / plain) from one run.
 
 Both sides run every problem in a fresh ``python`` subprocess, ``workers`` at a time. The
 baseline is the classic HumanEval harness shape: one ``python -c`` per problem executing
 program + tests + ``check(entry_point)`` in a single process, with no limits, namespaces or
-second process. The programs are the reference solutions of the hand-written HumanEval+ and
-MBPP+ fixtures in tests/fixtures/, half of them broken so that both outcomes are timed.
+second process (same interpreter, and the same single-threaded BLAS and hash seed as the
+sandbox). The programs are the reference solutions of the hand-written HumanEval+ and MBPP+
+fixtures in tests/fixtures/, half of them broken so that both outcomes are timed.
 Running model code requires the opt-in; this script only runs the fixtures' own solutions.
 """
 
@@ -50,9 +51,14 @@ def load_jobs(n: int):
 
 
 def run_plain(scripts: list[str], workers: int, timeout: float) -> list[bool]:
+    # Same single-threaded BLAS and hash seed as the sandbox, so only the isolation differs.
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env["PYTHONHASHSEED"] = "0"
+
     def one(script: str) -> bool:
         try:
-            done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=timeout)
+            command = [sys.executable, "-c", script]
+            done = subprocess.run(command, capture_output=True, timeout=timeout, env=env)
             return done.returncode == 0
         except subprocess.TimeoutExpired:
             return False
@@ -68,16 +74,20 @@ def main() -> None:
     parser.add_argument("--problems", type=int, default=96)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=8, help="alternations between the two sides")
     args = parser.parse_args()
     jobs, scripts = load_jobs(args.problems)
 
-    start = time.perf_counter()
-    plain = run_plain(scripts, args.workers, args.timeout)
-    plain_s = time.perf_counter() - start
-
-    start = time.perf_counter()
-    sandboxed = run_jobs(jobs, confirm_run_unsafe_code=True, workers=args.workers)
-    sandbox_s = time.perf_counter() - start
+    # Alternate the two in rounds so that a change in machine load hits both alike.
+    plain, sandboxed, plain_s, sandbox_s = [], [], 0.0, 0.0
+    size = max(1, args.problems // args.rounds)
+    for lo in range(0, args.problems, size):
+        start = time.perf_counter()
+        plain += run_plain(scripts[lo : lo + size], args.workers, args.timeout)
+        plain_s += time.perf_counter() - start
+        start = time.perf_counter()
+        sandboxed += run_jobs(jobs[lo : lo + size], confirm_run_unsafe_code=True, workers=args.workers)
+        sandbox_s += time.perf_counter() - start
 
     agree = sum(p == s.passed for p, s in zip(plain, sandboxed, strict=True))
     print(f"problems: {args.problems}, workers: {args.workers}, cpus: {os.cpu_count()}, "

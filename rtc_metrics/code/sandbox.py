@@ -16,6 +16,7 @@ import json
 import math
 import os
 import secrets
+import select
 import shutil
 import signal
 import stat
@@ -234,16 +235,15 @@ def _tasks_of_uid(uid: int) -> int:
         if not entry.name.isdigit():
             continue
         try:
+            if entry.stat().st_uid != uid:  # /proc/<pid> belongs to the process's effective uid
+                continue
             with open(f"/proc/{entry.name}/status", "rb") as handle:
-                text = handle.read()
+                status = handle.read()
         except OSError:
             continue
-        fields = dict(line.split(b":", 1) for line in text.splitlines() if b":" in line)
-        try:
-            if int(fields[b"Uid"].split()[0]) == uid:
-                count += int(fields[b"Threads"])
-        except (KeyError, ValueError, IndexError):
-            continue
+        start = status.find(b"\nThreads:")
+        if start >= 0:
+            count += int(status[start + 9 : status.index(b"\n", start + 1)])
     return count
 
 
@@ -309,6 +309,51 @@ def _kill_group(pgid: int, budget_s: float = 1.0) -> None:
         time.sleep(0.005)
 
 
+def _wait_exit(proc: subprocess.Popen, deadline: float) -> bool:
+    """Wait for ``proc`` until ``deadline``; True if it exited.
+
+    A pidfd wakes us the moment it exits; ``Popen.wait(timeout)`` would poll with sleeps of
+    up to 50 ms, a large share of a ~100 ms run.
+    """
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # not Linux >= 5.3, or already reaped
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+    try:
+        ready, _, _ = select.select([pidfd], [], [], max(0.0, deadline - time.monotonic()))
+    finally:
+        os.close(pidfd)
+    if ready:
+        proc.wait()
+    return bool(ready)
+
+
+def _feed_and_wait(proc: subprocess.Popen, payload: bytes, deadline: float) -> bool:
+    """Write ``payload`` to the child's stdin without ever blocking past ``deadline``, close
+    it, and wait for the exit; True if the child exited in time."""
+    assert proc.stdin is not None
+    fd = proc.stdin.fileno()
+    os.set_blocking(fd, False)
+    view = memoryview(payload)
+    try:
+        while view:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([], [fd], [], remaining)[1]:
+                return False
+            with contextlib.suppress(BlockingIOError):
+                view = view[os.write(fd, view) :]
+    except BrokenPipeError:
+        pass  # it exited early (a crash); the verdict check reports it
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
+    return _wait_exit(proc, deadline)
+
+
 def run_job(job: CodeJob, limits: SandboxLimits | None = None) -> ExecutionResult:
     """Run one job in a fresh sandbox and return its verdict (never raises for bad programs).
 
@@ -340,7 +385,8 @@ def run_job(job: CodeJob, limits: SandboxLimits | None = None) -> ExecutionResul
             "cpu_s": limits.cpu_s or math.ceil(limits.timeout_s) + 1,
             "memory_bytes": limits.memory_mb * 1024 * 1024,
             "file_size_bytes": limits.file_size_mb * 1024 * 1024,
-            "nproc": _tasks_of_uid(sandbox_uid) + limits.max_processes,
+            # RLIMIT_NPROC never binds uid 0 (the pids cgroup does that job there).
+            "nproc": None if sandbox_uid == 0 else _tasks_of_uid(sandbox_uid) + limits.max_processes,
             "drop_to_uid": drop_uid,
             "landlock": limits.landlock,
             "python_guard": limits.python_guard,
@@ -370,20 +416,15 @@ def run_job(job: CodeJob, limits: SandboxLimits | None = None) -> ExecutionResul
                 start_new_session=True,
                 close_fds=True,
             )
-            timed_out = False
-            try:
-                proc.communicate(payload, timeout=limits.timeout_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
+            timed_out = not _feed_and_wait(proc, payload, started + limits.timeout_s)
+            if timed_out:
                 # SIGTERM first: the test process then kills every descendant it reaped
                 # (without a PID namespace, nothing else finds the ones that left the group).
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, signal.SIGTERM)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=_TERM_GRACE_S)
-            finally:
-                _kill_group(proc.pid)  # stragglers too (without a PID namespace nothing else reaps them)
-                proc.wait()
+                _wait_exit(proc, time.monotonic() + _TERM_GRACE_S)
+            _kill_group(proc.pid)  # stragglers too (without a PID namespace nothing else reaps them)
+            proc.wait()
             stdout, stderr = _tail(out, limits.output_bytes), _tail(err, limits.output_bytes)
         duration = time.monotonic() - started
         if timed_out:
