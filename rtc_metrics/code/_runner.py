@@ -263,7 +263,7 @@ def _candidate_main(req_fd: int, rep_fd: int, cfg: dict) -> None:
         abi = _landlock(workdir) if cfg.get("landlock", True) else 0
         if abi:
             layers.append(f"landlock-abi{abi}")
-        elif cfg.get("no_new_privs", True) and _prctl(38, 1):
+        elif _prctl(38, 1):  # PR_SET_NO_NEW_PRIVS: no privilege gain through exec
             layers.append("no_new_privs")
         if cfg.get("python_guard", True):
             _install_guard(workdir)

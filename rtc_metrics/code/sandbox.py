@@ -468,6 +468,9 @@ def run_jobs(
     (see :func:`~rtc_metrics.code.optin.unsafe_code_confirmed`).
     """
     require_unsafe_code_confirmation(confirm_run_unsafe_code)
+    if not sys.platform.startswith("linux"):
+        # prctl, /proc, Landlock and the namespaces are Linux; a weaker sandbox is not offered.
+        raise RuntimeError(f"the code sandbox needs Linux (this is {sys.platform}); run code tasks on Linux")
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     workers = workers or os.cpu_count() or 1
