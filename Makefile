@@ -25,3 +25,4 @@ test: install
 bench: install
 	$(PY) benchmarks/bench_parse.py
 	$(PY) benchmarks/bench_harness_overhead.py
+	$(PY) benchmarks/bench_sandbox.py
