@@ -137,6 +137,7 @@ def data_override(metadata: dict[str, Any], task_name: str, splits: list[str]) -
     return {
         "dataset_path": "json",
         "dataset_name": None,
+        "custom_dataset": None,  # a task that generates its data reads the file instead
         "dataset_kwargs": {"data_files": dict.fromkeys(splits, str(path))},
     }
 

@@ -16,7 +16,8 @@ class Problem:
     prompt: str
     #: The result as text, e.g. "132".
     answer: str
-    #: Column-by-column working, one line per digit, then the result.
+    #: Column-by-column working, least significant digit first (the carry added as
+    #: "+1", a borrow marked "b"), then the result.
     trace: str
 
     @property
@@ -34,10 +35,8 @@ def _addition_trace(a: int, b: int) -> str:
         total = x + y + carry
         extra = f"+{carry}" if carry else ""
         carry = total // 10
-        lines.append(f"{x}+{y}{extra}={total}, write {total % 10}" + (" carry 1" if carry else ""))
-    if carry:
-        lines.append("write the carry 1")
-    lines.append(f"so {a}+{b}={a + b}")
+        lines.append(f"{x}+{y}{extra}={total}")
+    lines.append(f"so {a + b}")
     return "\n".join(lines)
 
 
@@ -48,12 +47,12 @@ def _subtraction_trace(a: int, b: int) -> str:
         x = int(da[i]) - borrow
         y = int(db[i]) if i < len(db) else 0
         if x < y:
-            lines.append(f"{x}-{y}: borrow, {x + 10}-{y}={x + 10 - y}")
+            lines.append(f"{x + 10}-{y}={x + 10 - y} b")
             borrow = 1
         else:
             lines.append(f"{x}-{y}={x - y}")
             borrow = 0
-    lines.append(f"so {a}-{b}={a - b}")
+    lines.append(f"so {a - b}")
     return "\n".join(lines)
 
 
@@ -70,3 +69,15 @@ def make_problems(n: int, seed: int, max_digits: int = 3) -> list[Problem]:
             a, b = max(a, b), min(a, b)
             problems.append(Problem(f"What is {a} - {b}?", str(a - b), _subtraction_trace(a, b)))
     return problems
+
+
+def lm_eval_dataset(rtc_toy_n: int = 200, rtc_toy_seed: int = 1234, **_: object):
+    """The ``rtc_toy_arithmetic`` task's data: a seeded test split of ``{"prompt", "answer"}``.
+
+    lm-eval calls this (``custom_dataset``) with the task metadata as keyword arguments, so
+    ``--metadata '{"rtc_toy_n": 500}'`` changes the size; other keys are ignored.
+    """
+    from datasets import Dataset, DatasetDict
+
+    problems = make_problems(int(rtc_toy_n), seed=int(rtc_toy_seed))
+    return DatasetDict({"test": Dataset.from_list([{"prompt": p.prompt, "answer": p.answer} for p in problems])})
