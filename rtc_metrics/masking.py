@@ -58,6 +58,11 @@ IGNORE_INDEX = -100
 class EncodingError(ValueError):
     """A record cannot be turned into training labels; the message says why and what to fix."""
 
+    def __init__(self, message: str, index: int | None = None) -> None:
+        super().__init__(message)
+        #: Position of the failing chat in a batch (:func:`encode_many`), when known.
+        self.index = index
+
 
 class Section(str, Enum):
     """A part of the training text that a strategy trains or masks."""
@@ -485,15 +490,15 @@ def encode_many(
         try:
             answers.append(_check_messages(messages, fmt))
         except EncodingError as exc:
-            raise EncodingError(f"record {i}: {exc}") from None
-    prompts = renderer.render([m[:-1] for m in chats], True)
-    fulls = renderer.render(chats, False)
+            raise EncodingError(f"record {i}: {exc}", index=i) from None
+    prompts = _render_all(renderer, [m[:-1] for m in chats], True)
+    fulls = _render_all(renderer, chats, False)
     layouts = []
     for i, (prompt, full, answer) in enumerate(zip(prompts, fulls, answers, strict=True)):
         try:
             layouts.append(_layout(prompt, full, answer, fmt, spec.inject_trace, renderer.generation_tail))
         except EncodingError as exc:
-            raise EncodingError(f"record {i}: {exc}") from None
+            raise EncodingError(f"record {i}: {exc}", index=i) from None
     encodings = backend.encode_batch([lay.text for lay in layouts], add_special_tokens=False)
     out = []
     for layout, enc in zip(layouts, encodings, strict=True):
@@ -505,6 +510,19 @@ def encode_many(
         boundaries = [span[0] for span in spans.values() if span[0] > 0]
         out.append(Encoded(ids, labels, offsets, layout, spec, _straddled(offsets, boundaries)))
     return out
+
+
+def _render_all(renderer: _Renderer, chats: Sequence[Sequence[Mapping[str, Any]]], gen: bool) -> list[str]:
+    """Render in one batch; when the template raises, find and name the failing chat."""
+    try:
+        return renderer.render(chats, gen)
+    except Exception:  # a template error (e.g. roles must alternate): locate it below
+        for i, chat in enumerate(chats):
+            try:
+                renderer.render([chat], gen)
+            except Exception as exc:
+                raise EncodingError(f"record {i}: the chat template failed: {exc}", index=i) from None
+        raise
 
 
 def encode_example(
