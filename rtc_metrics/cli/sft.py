@@ -86,7 +86,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def config_from_args(args: argparse.Namespace) -> Any:
     from rtc_metrics.sft.config import load_config
 
-    overrides = {field: getattr(args, flag) for flag, field in _FIELDS.items()}
+    # Flags left unset are None and must not override the file or profile.
+    overrides = {
+        field: getattr(args, flag) for flag, field in _FIELDS.items() if getattr(args, flag) is not None
+    }
     if args.template_kwargs:
         try:
             overrides["template_kwargs"] = json.loads(args.template_kwargs)

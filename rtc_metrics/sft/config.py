@@ -145,7 +145,10 @@ def _read_file(path: str) -> dict[str, Any]:
 def load_config(
     profile: str | None = None, config_file: str | None = None, overrides: dict[str, Any] | None = None
 ) -> SFTConfig:
-    """Build a config from the defaults, a profile, a file and explicit overrides (in that order)."""
+    """Build a config from the defaults, a profile, a file and explicit overrides (in that order).
+
+    Every key in ``overrides`` applies, None included (e.g. ``early_stop_vr=None``).
+    """
     settings: dict[str, Any] = {}
     if profile:
         if profile not in PROFILES:
@@ -153,7 +156,7 @@ def load_config(
         settings.update(PROFILES[profile])
     if config_file:
         settings.update(_read_file(config_file))
-    settings.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    settings.update(overrides or {})
     known = {f.name for f in fields(SFTConfig)}
     unknown = sorted(set(settings) - known)
     if unknown:

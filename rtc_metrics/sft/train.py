@@ -60,6 +60,12 @@ def complete_checkpoints(output_dir: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def _bf16(setting: bool | str) -> bool:
     if setting != "auto":
         return bool(setting)
@@ -191,6 +197,7 @@ def run_sft(
         data_seed=config.seed,
         report_to=config.report_to,
         dataloader_num_workers=0,
+        dataloader_pin_memory=_has_cuda(),
         disable_tqdm=disable_tqdm,
     )
     monitor = None
