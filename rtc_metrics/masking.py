@@ -27,6 +27,7 @@ listed in :attr:`Encoded.straddled` for audits.
 from __future__ import annotations
 
 import bisect
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -238,6 +239,13 @@ def _chat_template(tokenizer: Any) -> str:
     return template
 
 
+#: Renderers by (template, template variables): probing costs two renders.
+_RENDERERS: dict[tuple[str, str], _Renderer] = {}
+
+
+_SENTINEL = "RTC-ANSWER-7f3a"
+
+
 @dataclass(frozen=True)
 class _Renderer:
     """Renders chats as ``tokenizer.apply_chat_template(tokenize=False)`` would."""
@@ -246,19 +254,69 @@ class _Renderer:
     kwargs: Mapping[str, Any]
     #: What ``add_generation_prompt=True`` appends to a chat (from a probe), or None when
     #: the template does not simply append it.
-    generation_tail: str | None
+    generation_tail: str | None = None
+    #: What the template writes between the previous turn and the final answer, when a
+    #: multi-turn probe showed that ``render(chat[:-1]) + generation_tail`` equals the full
+    #: render cut before that header (then one render per record suffices); else None.
+    answer_header: str | None = None
+    #: What the template writes after the final answer (end of turn), from the probe.
+    answer_suffix: str | None = None
 
     @classmethod
     def for_tokenizer(cls, tokenizer: Any, template_kwargs: Mapping[str, Any] | None) -> _Renderer:
         kwargs = {**getattr(tokenizer, "special_tokens_map", {}), **(template_kwargs or {})}
-        renderer = cls(_chat_template(tokenizer), kwargs, None)
-        probe = [{"role": "user", "content": "Hi"}]
+        template = _chat_template(tokenizer)
+        key = (template, json.dumps(kwargs, sort_keys=True, default=str))
+        cached = _RENDERERS.get(key)
+        if cached is None:
+            cached = _RENDERERS[key] = cls._probe(template, kwargs)
+            while len(_RENDERERS) > 32:  # a few tokenizers per process; drop the oldest
+                del _RENDERERS[next(iter(_RENDERERS))]
+        return cached
+
+    @classmethod
+    def _probe(cls, template: str, kwargs: dict[str, Any]) -> _Renderer:
+        renderer = cls(template, kwargs)
+        user = [{"role": "user", "content": "Hi"}]
         try:
-            bare, opened = renderer.render([probe], False)[0], renderer.render([probe], True)[0]
+            bare, opened = renderer.render([user], False)[0], renderer.render([user], True)[0]
         except Exception:  # templates raise anything on a probe; fall back to no tail
             return renderer
-        tail = opened[len(bare):] if opened.startswith(bare) else None
-        return cls(renderer.template, kwargs, tail)
+        if not opened.startswith(bare):
+            return renderer
+        tail = opened[len(bare):]
+        header = suffix = None
+        chat = [{"role": "system", "content": "Sys"}, {"role": "user", "content": "Q1"},
+                {"role": "assistant", "content": "A1"}, {"role": "user", "content": "Q2"},
+                {"role": "assistant", "content": _SENTINEL}]
+        try:
+            one = renderer.render([[*user, {"role": "assistant", "content": _SENTINEL}]], False)[0]
+            full, prompt = renderer.render([chat], False)[0], renderer.render([chat[:-1]], True)[0]
+        except Exception:  # e.g. a template without system turns: keep two renders per record
+            return cls(template, kwargs, tail)
+        if one.startswith(bare) and _SENTINEL in one:
+            suffix = one[one.index(_SENTINEL) + len(_SENTINEL):]
+            candidate = one[len(bare) : one.index(_SENTINEL)]
+            cut = full.find(_SENTINEL) - len(candidate)
+            if cut >= 0 and full.startswith(candidate, cut) and full[:cut] + tail == prompt:
+                header = candidate
+        return cls(template, kwargs, tail, header, suffix)
+
+    def prompt_from_full(self, full: str, answer_pos: int, answer: str) -> str | None:
+        """The generation prompt, cut from the full render, or None when that is not safe.
+
+        ``answer_pos`` is where the stripped answer starts; leading whitespace of the answer
+        that the template kept lies between the header and it.
+        """
+        if self.answer_header is None or self.generation_tail is None:
+            return None
+        lead = answer[: len(answer) - len(answer.lstrip())]
+        for kept in range(len(lead), -1, -1):
+            cut = answer_pos - kept - len(self.answer_header)
+            if (cut >= 0 and full.startswith(self.answer_header, cut)
+                    and full[answer_pos - kept : answer_pos] == lead[len(lead) - kept :]):
+                return full[:cut] + self.generation_tail
+        return None
 
     def render(self, chats: Sequence[Sequence[Mapping[str, Any]]], add_generation_prompt: bool) -> list[str]:
         from transformers.utils.chat_template_utils import render_jinja_template
@@ -307,20 +365,20 @@ def _check_messages(messages: Any, fmt: TraceFormat) -> str:
     return answer
 
 
-def _locate_answer(full: str, answer: str) -> int:
-    """Where the final (possibly whitespace-trimmed) answer starts in ``full``."""
+def _locate_answer(full: str, answer: str, suffix: str | None = None) -> int:
+    """Where the final answer's text (stripped) starts in ``full``.
+
+    With the template's end-of-answer ``suffix`` known, the search stops before it, so an
+    answer such as ``"x"`` is not found inside ``<|endoftext|>``.
+    """
     core = answer.strip()
-    pos = full.rfind(core)
+    end = len(full) - len(suffix) if suffix and full.endswith(suffix) else len(full)
+    pos = full.rfind(core, 0, end)
     if pos < 0:
         raise EncodingError(
             "the chat template changed the assistant answer when rendering it, so its position "
             "in the text is unknown; check the template or the answer text"
         )
-    # Keep leading whitespace of the answer that the template rendered.
-    lead = answer[: len(answer) - len(answer.lstrip())]
-    while lead and pos > 0 and full[pos - 1] == lead[-1]:
-        pos -= 1
-        lead = lead[:-1]
     return pos
 
 
@@ -337,11 +395,10 @@ def _skip_space(text: str, pos: int) -> int:
 
 
 def _layout(
-    prompt: str, full: str, answer: str, fmt: TraceFormat, inject: bool, generation_tail: str | None
+    prompt: str, full: str, answer_pos: int, fmt: TraceFormat, inject: bool, generation_tail: str | None
 ) -> Layout:
     """The training text and its sections for one chat (see the module docstring)."""
     opener, closer = _delimiters(fmt)
-    answer_pos = _locate_answer(full, answer)
     # An answer that starts like the prompt's tail ("<b>" vs "<think>") must not extend the
     # shared prefix into the answer.
     shared = min(_common_prefix_len(prompt, full), answer_pos)
@@ -405,9 +462,10 @@ def build_layout(
     fmt = _resolve_format(tokenizer, fmt)
     answer = _check_messages(messages, fmt)
     renderer = _Renderer.for_tokenizer(tokenizer, template_kwargs)
-    prompt = renderer.render([messages[:-1]], True)[0]
     full = renderer.render([messages], False)[0]
-    return _layout(prompt, full, answer, fmt, spec.inject_trace, renderer.generation_tail)
+    answer_pos = _locate_answer(full, answer, renderer.answer_suffix)
+    prompt = renderer.render([messages[:-1]], True)[0]
+    return _layout(prompt, full, answer_pos, fmt, spec.inject_trace, renderer.generation_tail)
 
 
 # --- tokenization and labels ------------------------------------------------------------
@@ -454,9 +512,20 @@ def _straddled(offsets: list[tuple[int, int]], boundaries: Iterable[int]) -> tup
 def _resolve_format(tokenizer: Any, fmt: TraceFormat | str | None) -> TraceFormat:
     if fmt is not None:
         return get_format(fmt)
-    from rtc_metrics.detection import detect_format
+    return _detect_cached(_chat_template(tokenizer), getattr(tokenizer, "name_or_path", None) or "")
 
-    return detect_format(tokenizer)
+
+@lru_cache(maxsize=32)
+def _detect_cached(template: str, name: str) -> TraceFormat:
+    """Detection per template (rendering it is too slow to repeat per record)."""
+    from rtc_metrics.detection import FormatDetectionError, detect_format
+
+    try:
+        return detect_format(template)
+    except FormatDetectionError:
+        if not name:
+            raise
+        return detect_format(name)
 
 
 def encode(
@@ -491,12 +560,25 @@ def encode_many(
             answers.append(_check_messages(messages, fmt))
         except EncodingError as exc:
             raise EncodingError(f"record {i}: {exc}", index=i) from None
-    prompts = _render_all(renderer, [m[:-1] for m in chats], True)
     fulls = _render_all(renderer, chats, False)
-    layouts = []
-    for i, (prompt, full, answer) in enumerate(zip(prompts, fulls, answers, strict=True)):
+    positions: list[int] = []
+    prompts: list[str | None] = []
+    for i, (full, answer) in enumerate(zip(fulls, answers, strict=True)):
         try:
-            layouts.append(_layout(prompt, full, answer, fmt, spec.inject_trace, renderer.generation_tail))
+            positions.append(_locate_answer(full, answer, renderer.answer_suffix))
+        except EncodingError as exc:
+            raise EncodingError(f"record {i}: {exc}", index=i) from None
+        prompts.append(renderer.prompt_from_full(full, positions[-1], answer))
+    # Render the generation prompt only where it could not be cut from the full render.
+    missing = [i for i, p in enumerate(prompts) if p is None]
+    if missing:
+        rendered = _render_all(renderer, [chats[i][:-1] for i in missing], True)
+        for i, prompt in zip(missing, rendered, strict=True):
+            prompts[i] = prompt
+    layouts = []
+    for i, (prompt, full, pos) in enumerate(zip(prompts, fulls, positions, strict=True)):
+        try:
+            layouts.append(_layout(prompt, full, pos, fmt, spec.inject_trace, renderer.generation_tail))
         except EncodingError as exc:
             raise EncodingError(f"record {i}: {exc}", index=i) from None
     encodings = backend.encode_batch([lay.text for lay in layouts], add_special_tokens=False)

@@ -244,3 +244,33 @@ def test_token_straddling_a_boundary_is_masked_and_reported():
     assert _labels([1, 2, 3], offsets, [(3, 4)]) == [1, IGNORE_INDEX, 3]
     assert _labels([1, 2, 3], offsets, [(4, 4)]) == [1, 2, 3]
     assert _straddled(offsets, [2, 3, 4]) == (3,)
+
+
+CHATS = [
+    MESSAGES,
+    [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "\n\nHello there.\n"}],
+    [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."},
+     {"role": "user", "content": "And 3*3?"}, {"role": "assistant", "content": "9"}],
+    # "x" also occurs in end-of-turn markers such as <|endoftext|>.
+    [{"role": "system", "content": "S"}, {"role": "user", "content": "x"},
+     {"role": "assistant", "content": "x"}],
+]
+
+
+@pytest.mark.parametrize("template", list(CASES))
+def test_one_render_path_matches_rendering_the_prompt(template):
+    """The generation prompt cut from the full render equals the template's own."""
+    from rtc_metrics.masking import _locate_answer, _Renderer
+
+    tok = make_tokenizer(template)
+    renderer = _Renderer.for_tokenizer(tok, None)
+    assert renderer.answer_header is not None  # the fast path is in use for these templates
+    for chat in CHATS:
+        full = tok.apply_chat_template(chat, tokenize=False)
+        answer = chat[-1]["content"]
+        cut = renderer.prompt_from_full(full, _locate_answer(full, answer, renderer.answer_suffix), answer)
+        assert cut == _prompt(tok, chat)
+        enc = encode(chat, tok, "respond")
+        assert enc.layout.text[: enc.layout.prompt_len] == _prompt(tok, chat)
+        trained = _split(enc)[0]
+        assert trained.lstrip().startswith(answer.strip()) and trained.endswith(renderer.answer_suffix)
