@@ -207,13 +207,18 @@ class Encoded:
     input_ids: list[int]
     #: ``input_ids`` with masked positions set to :data:`IGNORE_INDEX`.
     labels: list[int]
-    #: Character ``(start, end)`` of every token in ``layout.text``.
-    offsets: list[tuple[int, int]]
+    #: The tokenizer's encoding of ``layout.text`` (a ``tokenizers.Encoding``).
+    encoding: Any
     layout: Layout
     spec: MaskSpec
     #: Section boundaries (character positions) that fall inside a token; that token is
     #: masked, and the tokens of the prompt differ from those of the prompt alone.
     straddled: tuple[int, ...] = field(default=())
+
+    @property
+    def offsets(self) -> list[tuple[int, int]]:
+        """Character ``(start, end)`` of every token in ``layout.text``."""
+        return self.encoding.offsets
 
     def as_dict(self) -> dict[str, list[int]]:
         """``{"input_ids", "labels", "attention_mask"}`` as lists of ints."""
@@ -481,30 +486,48 @@ def _backend(tokenizer: Any) -> Any:
     return backend
 
 
-def _labels(
-    ids: list[int], offsets: list[tuple[int, int]], masked: Iterable[tuple[int, int]]
-) -> list[int]:
-    """``ids`` with every token that overlaps a masked character range set to IGNORE_INDEX."""
+class _OffsetList:
+    """Character-to-token lookups over a plain offsets list (gaps allowed)."""
+
+    def __init__(self, offsets: Sequence[tuple[int, int]]) -> None:
+        self.offsets = list(offsets)
+
+    def char_to_token(self, pos: int) -> int | None:
+        i = bisect.bisect_right([o[1] for o in self.offsets], pos)
+        return i if i < len(self.offsets) and self.offsets[i][0] <= pos else None
+
+
+def _token_span(tokens: Any, lo: int, hi: int) -> tuple[int, int]:
+    """``[first, last)`` token indices overlapping characters ``[lo, hi)``."""
+    first = tokens.char_to_token(lo)
+    if first is None:  # lo falls in a gap between tokens: the first token ending after it
+        first = bisect.bisect_right([o[1] for o in tokens.offsets], lo)
+    last = tokens.char_to_token(hi - 1)
+    last = bisect.bisect_left([o[0] for o in tokens.offsets], hi) if last is None else last + 1
+    return first, last
+
+
+def _labels(ids: list[int], tokens: Any, masked: Iterable[tuple[int, int]]) -> list[int]:
+    """``ids`` with every token that overlaps a masked character range set to IGNORE_INDEX.
+
+    ``tokens`` answers ``char_to_token`` (a tokenizers Encoding, in Rust, without building
+    Python lists of offsets) and has ``offsets`` for characters no token covers.
+    """
     labels = list(ids)
-    ranges = [r for r in masked if r[1] > r[0]]
-    if not ranges:
-        return labels
-    starts = [o[0] for o in offsets]
-    ends = [o[1] for o in offsets]
-    for lo, hi in ranges:
-        first = bisect.bisect_right(ends, lo)  # first token ending after lo
-        last = bisect.bisect_left(starts, hi)  # first token starting at or after hi
-        if last > first:
-            labels[first:last] = [IGNORE_INDEX] * (last - first)
+    for lo, hi in masked:
+        if hi > lo:
+            first, last = _token_span(tokens, lo, hi)
+            if last > first:
+                labels[first:last] = [IGNORE_INDEX] * (last - first)
     return labels
 
 
-def _straddled(offsets: list[tuple[int, int]], boundaries: Iterable[int]) -> tuple[int, ...]:
-    ends = [o[1] for o in offsets]
+def _straddled(tokens: Any, boundaries: Iterable[int]) -> tuple[int, ...]:
+    """Boundaries that fall strictly inside one token."""
     out = []
     for b in boundaries:
-        i = bisect.bisect_right(ends, b)
-        if i < len(offsets) and offsets[i][0] < b < offsets[i][1]:
+        inside = tokens.char_to_token(b)
+        if inside is not None and b > 0 and tokens.char_to_token(b - 1) == inside:
             out.append(b)
     return tuple(out)
 
@@ -581,16 +604,17 @@ def encode_many(
             layouts.append(_layout(prompt, full, pos, fmt, spec.inject_trace, renderer.generation_tail))
         except EncodingError as exc:
             raise EncodingError(f"record {i}: {exc}", index=i) from None
-    encodings = backend.encode_batch([lay.text for lay in layouts], add_special_tokens=False)
+    texts = [lay.text for lay in layouts]
+    # One text: a plain encode skips the batch machinery; many: tokenized in parallel.
+    encodings = ([backend.encode(texts[0], add_special_tokens=False)] if len(texts) == 1
+                 else backend.encode_batch(texts, add_special_tokens=False))
     out = []
     for layout, enc in zip(layouts, encodings, strict=True):
         ids = enc.ids
-        offsets = enc.offsets
         spans = layout.section_spans()
         masked = [spans[s] for s in spec.masked if s in spans]
-        labels = _labels(ids, offsets, masked)
-        boundaries = [span[0] for span in spans.values() if span[0] > 0]
-        out.append(Encoded(ids, labels, offsets, layout, spec, _straddled(offsets, boundaries)))
+        boundaries = [span[0] for span in spans.values() if 0 < span[0] < len(layout.text)]
+        out.append(Encoded(ids, _labels(ids, enc, masked), enc, layout, spec, _straddled(enc, boundaries)))
     return out
 
 

@@ -15,6 +15,7 @@ from rtc_metrics.masking import (
     Section,
     Strategy,
     _labels,
+    _OffsetList,
     _straddled,
     encode,
     encode_many,
@@ -238,12 +239,14 @@ def test_slow_tokenizer_is_refused():
 
 
 def test_token_straddling_a_boundary_is_masked_and_reported():
-    # Tokens: "ab" [0,2), "c\n" [2,4) straddles a boundary at 3, "d" [4,5).
-    offsets = [(0, 2), (2, 4), (4, 5)]
-    assert _labels([1, 2, 3], offsets, [(0, 3)]) == [IGNORE_INDEX, IGNORE_INDEX, 3]
-    assert _labels([1, 2, 3], offsets, [(3, 4)]) == [1, IGNORE_INDEX, 3]
-    assert _labels([1, 2, 3], offsets, [(4, 4)]) == [1, 2, 3]
-    assert _straddled(offsets, [2, 3, 4]) == (3,)
+    # Tokens: "ab" [0,2), "c\n" [2,4) straddles a boundary at 3, then a gap at 4, "d" [5,6).
+    tokens = _OffsetList([(0, 2), (2, 4), (5, 6)])
+    assert _labels([1, 2, 3], tokens, [(0, 3)]) == [IGNORE_INDEX, IGNORE_INDEX, 3]
+    assert _labels([1, 2, 3], tokens, [(3, 4)]) == [1, IGNORE_INDEX, 3]
+    assert _labels([1, 2, 3], tokens, [(4, 5)]) == [1, 2, 3]  # only the gap
+    assert _labels([1, 2, 3], tokens, [(4, 6)]) == [1, 2, IGNORE_INDEX]
+    assert _labels([1, 2, 3], tokens, [(4, 4)]) == [1, 2, 3]
+    assert _straddled(tokens, [2, 3, 5]) == (3,)
 
 
 CHATS = [
