@@ -211,8 +211,9 @@ class Encoded:
     encoding: Any
     layout: Layout
     spec: MaskSpec
-    #: Section boundaries (character positions) that fall inside a token; that token is
-    #: masked, and the tokens of the prompt differ from those of the prompt alone.
+    #: Section boundaries and the end of the generation prompt (character positions) that
+    #: fall inside a token: that token is masked, and the prompt's tokens in training may
+    #: differ from those the model sees at inference.
     straddled: tuple[int, ...] = field(default=())
 
     @property
@@ -430,8 +431,11 @@ def _layout(
     if pre_open is not None and _last(closer, prompt, pre_open[1], len(prompt)) is None:
         # The generation prompt pre-opened the trace: complete it as an empty trace, and
         # count its opening delimiter (in the prompt) as part of the trace.
+        # Nothing more is added right after prompt whitespace ("<think>\n" + "</think>"), so
+        # no token merges across the end of the prompt ("\n" + "\n" -> "\n\n"): the prompt
+        # then tokenizes in training exactly as at inference.
         seeded = prompt[pre_open[1]:]
-        rest = body[len(seeded):] if body.startswith(seeded) else ""
+        rest = "" if seeded and seeded[-1].isspace() else body
         insert = rest + fmt.close + after
         open_span = pre_open
     else:
@@ -613,7 +617,9 @@ def encode_many(
         ids = enc.ids
         spans = layout.section_spans()
         masked = [spans[s] for s in spec.masked if s in spans]
-        boundaries = [span[0] for span in spans.values() if 0 < span[0] < len(layout.text)]
+        # Also the end of the generation prompt, which may lie inside the trace.
+        cuts = {span[0] for span in spans.values()} | {layout.prompt_len}
+        boundaries = sorted(b for b in cuts if 0 < b < len(layout.text))
         out.append(Encoded(ids, _labels(ids, enc, masked), enc, layout, spec, _straddled(enc, boundaries)))
     return out
 

@@ -28,13 +28,24 @@ MESSAGES = [
     {"role": "assistant", "content": "The answer is 4."},
 ]
 
+
+CHATS = [
+    MESSAGES,
+    [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "\n\nHello there.\n"}],
+    [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."},
+     {"role": "user", "content": "And 3*3?"}, {"role": "assistant", "content": "9"}],
+    # "x" also occurs in end-of-turn markers such as <|endoftext|>.
+    [{"role": "system", "content": "S"}, {"role": "user", "content": "x"},
+     {"role": "assistant", "content": "x"}],
+]
+
 # template: (format, text injected right after the generation prompt for `empty`, the trace
 # that `mask` leaves out of the loss, the answer and end of turn that `respond` trains)
 CASES = {
     "Qwen__Qwen3-0.6B": ("qwen3", "<think>\n\n</think>\n\n", "<think>\n\n</think>\n\n",
                          "The answer is 4.<|im_end|>\n"),
-    "Qwen__QwQ-32B": ("qwq", "\n</think>\n\n", "<think>\n\n</think>\n\n", "The answer is 4.<|im_end|>\n"),
-    "deepseek-ai__DeepSeek-R1-Distill-Qwen-32B": ("deepseek_r1", "\n</think>\n\n", "<think>\n\n</think>\n\n",
+    "Qwen__QwQ-32B": ("qwq", "</think>\n\n", "<think>\n</think>\n\n", "The answer is 4.<|im_end|>\n"),
+    "deepseek-ai__DeepSeek-R1-Distill-Qwen-32B": ("deepseek_r1", "</think>\n\n", "<think>\n</think>\n\n",
                                                   "The answer is 4.<｜end▁of▁sentence｜>"),
     "allenai__Olmo-3-Think_olmo_thinker": ("olmo3", "\n\n</think>\n\n", "<think>\n\n</think>\n\n",
                                            "The answer is 4.<|endoftext|>"),
@@ -96,6 +107,18 @@ def test_empty_injects_after_the_generation_prompt_all_trained(template):
     # The exact text is what is tokenized (one tokenization, same as the tokenizer's own).
     assert enc.input_ids == tok(enc.layout.text, add_special_tokens=False)["input_ids"]
     assert enc.layout.text[: enc.layout.prompt_len] == _prompt(tok)
+
+
+@pytest.mark.parametrize("template", list(CASES))
+@pytest.mark.parametrize("strategy", ["empty", "mask", "respond"])
+def test_prompt_tokens_in_training_equal_those_at_inference(template, strategy):
+    tok = make_tokenizer(template)
+    for chat in [MESSAGES, *CHATS]:
+        enc = encode(chat, tok, strategy)
+        prompt_ids = tok(_prompt(tok, chat), add_special_tokens=False)["input_ids"]
+        assert enc.input_ids[: len(prompt_ids)] == prompt_ids
+        assert enc.offsets[len(prompt_ids) - 1][1] == enc.layout.prompt_len
+        assert enc.straddled == ()
 
 
 @pytest.mark.parametrize("template", list(CASES))
@@ -182,14 +205,14 @@ def test_answer_sharing_characters_with_the_prefixed_tail():
     chat = [{"role": "user", "content": "Say it"}, {"role": "assistant", "content": "<b>4</b> done"}]
     enc = encode(chat, tok, "respond")
     assert _split(enc)[0] == "<b>4</b> done<｜end▁of▁sentence｜>"
-    tail = "<｜Assistant｜><think>\n\n</think>\n\n<b>4</b> done<｜end▁of▁sentence｜>"
+    tail = "<｜Assistant｜><think>\n</think>\n\n<b>4</b> done<｜end▁of▁sentence｜>"
     assert enc.layout.text.endswith(tail)
 
 
 def test_composable_sections():
     tok = make_tokenizer("Qwen__QwQ-32B")
     prompt_only = encode(MESSAGES, tok, "empty:prompt")
-    assert _split(prompt_only)[0] == "<think>\n\n</think>\n\nThe answer is 4.<|im_end|>\n"
+    assert _split(prompt_only)[0] == "<think>\n</think>\n\nThe answer is 4.<|im_end|>\n"
     bare_prompt = encode(MESSAGES, tok, "bare:prompt")
     assert _split(bare_prompt)[0] == "The answer is 4.<|im_end|>\n"
     respond = MaskSpec(True, frozenset({Section.PROMPT, Section.TRACE}), "respond")
@@ -248,16 +271,6 @@ def test_token_straddling_a_boundary_is_masked_and_reported():
     assert _labels([1, 2, 3], tokens, [(4, 4)]) == [1, 2, 3]
     assert _straddled(tokens, [2, 3, 5]) == (3,)
 
-
-CHATS = [
-    MESSAGES,
-    [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "\n\nHello there.\n"}],
-    [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."},
-     {"role": "user", "content": "And 3*3?"}, {"role": "assistant", "content": "9"}],
-    # "x" also occurs in end-of-turn markers such as <|endoftext|>.
-    [{"role": "system", "content": "S"}, {"role": "user", "content": "x"},
-     {"role": "assistant", "content": "x"}],
-]
 
 
 @pytest.mark.parametrize("template", list(CASES))
