@@ -156,3 +156,23 @@ def test_config_precedence_and_errors(tmp_path):
 )
 def test_answers_match(answer, reference, expected):
     assert answers_match(answer, reference) is expected
+
+
+def test_cli_trains_with_monitor_data_from_a_datasets_folder(workdir, tmp_path, capsys):
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    write_jsonl(folder / "train.jsonl", addition_rows(24, seed=1))
+    prompts = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": "What is 1 + 1?"}, {"prompt": "Hi"}])
+    out = tmp_path / "cli-run"
+    code = rtc_main(["sft", "--profile", "cpu-tiny", "--model", str(workdir / "model"), "--data", str(folder),
+                     "--strategy", "empty:prompt", "--max-steps", "2", "--batch-size", "4",
+                     "--save-steps", "2", "--monitor-data", str(prompts), "--monitor-every", "1",
+                     "--monitor-max-new-tokens", "4", "--monitor-overhead", "off", "--run-label", "probe",
+                     "--output-dir", str(out)])
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads((out / "run.json").read_text())
+    assert summary["train_records"] == 24 and summary["held_out_prompts"] == 2
+    curve = read_curve(out / "monitor.jsonl")
+    assert [row["step"] for row in curve] == [0, 1, 2]
+    assert all(row["pass@1"] is None and row["model"] == "probe" for row in curve)
+    assert all(row["strategy"] == "empty:prompt" for row in curve)

@@ -25,6 +25,19 @@ _FIELDS = {
 }
 
 
+#: Marks "--monitor-overhead off", which sets the setting to None (no budget).
+_OFF = "off"
+
+
+def _share_or_off(text: str) -> float | str:
+    if text.strip().lower() in ("off", "none"):
+        return _OFF
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a share such as 0.1, or 'off', got {text!r}") from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Every ``rtc sft`` flag; unset flags fall back to the config file, profile, then defaults."""
     parser.add_argument("--model", help="model folder or hub name")
@@ -66,8 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mon.add_argument("--monitor-every", type=int, help="evaluate every N steps (default 50)")
     mon.add_argument("--monitor-max-new-tokens", type=int, help="token budget (default 256)")
     mon.add_argument("--monitor-batch-size", type=int)
-    mon.add_argument("--monitor-overhead", type=float,
-                     help="skip evaluations beyond this share of training time (default 0.10)")
+    mon.add_argument("--monitor-overhead", type=_share_or_off, metavar="SHARE|off",
+                     help="skip evaluations beyond this share of training time (default 0.10; off: never)")
     mon.add_argument("--early-stop-vr", type=float, help="stop when VR falls below this")
     parser.add_argument("--dry-run", type=int, nargs="?", const=1, metavar="N",
                         help="print N records (default 1) coloured trained/masked, then exit")
@@ -90,6 +103,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
     overrides = {
         field: getattr(args, flag) for flag, field in _FIELDS.items() if getattr(args, flag) is not None
     }
+    if overrides.get("monitor_overhead") == _OFF:
+        overrides["monitor_overhead"] = None
     if args.template_kwargs:
         try:
             overrides["template_kwargs"] = json.loads(args.template_kwargs)
