@@ -42,7 +42,8 @@ def records(n: int, seed: int = 0) -> list[list[dict[str, str]]]:
         row = rows[i % len(rows)]
         answer = f"Working through it step by step gives {row['answer']}. The answer is {row['answer']}."
         system = [{"role": "system", "content": "Answer briefly."}] if rng.random() < 0.5 else []
-        chats.append([*system, {"role": "user", "content": row["prompt"]}, {"role": "assistant", "content": answer}])
+        turns = [{"role": "user", "content": row["prompt"]}, {"role": "assistant", "content": answer}]
+        chats.append([*system, *turns])
     return chats
 
 
@@ -99,9 +100,16 @@ def main() -> int:
             first = first if first is not None else i
     print(f"  identical token sequences: {same_text}/{n} records")
     print(f"  label agreement on shared tokens: {agree_tokens}/{shared_tokens} "
-          f"({100 * agree_tokens / max(shared_tokens, 1):.2f}%), records with a disagreement: {disagree_records}")
+          f"({100 * agree_tokens / max(shared_tokens, 1):.2f}%), records with a disagreement: "
+          f"{disagree_records}")
     if first is not None:
         print(f"  first disagreement: record {first}")
+    if same_text < n:  # say how ThinkPack's text differs, on the first record
+        theirs = tok.decode(ds[0]["input_ids"], skip_special_tokens=False)
+        ours_text = ours[0].layout.text
+        k = next((i for i, (a, b) in enumerate(zip(theirs, ours_text, strict=False)) if a != b), len(theirs))
+        print(f"  record 0 texts part at char {k}: thinkpack {theirs[k - 20 : k + 20]!r} "
+              f"vs rtc {ours[0].layout.text[k - 20 : k + 20]!r}")
     return 0 if disagree_records == 0 else 1
 
 

@@ -115,6 +115,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
 def dry_run(config: Any, n: int) -> int:
     from rich.console import Console
+    from rich.text import Text
 
     from rtc_metrics.masking import EncodingError, encode_many
     from rtc_metrics.sft.data import load_records
@@ -124,16 +125,17 @@ def dry_run(config: Any, n: int) -> int:
     tokenizer, fmt, spec = prepare_tokenizer_and_format(config)
     records = load_records(config.data, config.data_split)[: max(n, 1)]
     console = Console()
-    console.print(f"format {fmt.name} (open {fmt.open!r}, close {fmt.close!r}, prefixed={fmt.prefixed})")
+    console.print(f"format {fmt.name} (open {fmt.open!r}, close {fmt.close!r}, prefixed={fmt.prefixed})",
+                  markup=False)
     try:
         encoded = encode_many([r.messages for r in records], tokenizer, spec, fmt, config.template_kwargs)
     except EncodingError as exc:
         where = records[exc.index].where if exc.index is not None else config.data
         raise InputError(f"{where}: {str(exc).split(': ', 1)[-1]}") from None
     for record, enc in zip(records, encoded, strict=True):
-        console.rule(record.where)
-        console.print(render_encoded(enc))
-        console.print(summary_line(enc))
+        console.rule(Text(record.where))
+        console.print(render_encoded(enc, brackets=not console.is_terminal or console.no_color))
+        console.print(summary_line(enc), markup=False)
     return 0
 
 

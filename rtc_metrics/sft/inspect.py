@@ -17,15 +17,19 @@ def _visible(piece: str) -> str:
     return piece.replace("\t", "→").replace("\n", "↵\n")
 
 
-def render_encoded(enc: Encoded, separators: bool = True) -> Text:
+def render_encoded(enc: Encoded, separators: bool = True, brackets: bool = False) -> Text:
     """The training text token by token: trained tokens green, masked tokens dim red.
 
-    With ``separators``, a thin ``|`` between tokens shows where the tokenizer cut.
+    With ``separators``, a thin ``|`` between tokens shows where the tokenizer cut; with
+    ``brackets`` (for output without colour), masked tokens are also wrapped in ``[...]``.
     """
     text = Text()
     for (start, end), label in zip(enc.offsets, enc.labels, strict=True):
-        style = MASKED_STYLE if label == IGNORE_INDEX else TRAINED_STYLE
-        text.append(_visible(enc.layout.text[start:end]), style=style)
+        piece = _visible(enc.layout.text[start:end])
+        if label == IGNORE_INDEX:
+            text.append(f"[{piece}]" if brackets else piece, style=MASKED_STYLE)
+        else:
+            text.append(piece, style=TRAINED_STYLE)
         if separators:
             text.append("|", style="grey50")
     return text
@@ -36,7 +40,7 @@ def summary_line(enc: Encoded) -> str:
     trained = sum(1 for x in enc.labels if x != IGNORE_INDEX)
     line = (
         f"strategy {enc.spec.name}: {len(enc.labels)} tokens, {trained} trained (green), "
-        f"{len(enc.labels) - trained} masked (red)"
+        f"{len(enc.labels) - trained} masked (red, or [bracketed] without colour)"
         + ("; empty trace injected" if enc.layout.injected else "")
     )
     if enc.straddled:
