@@ -290,3 +290,28 @@ def test_one_render_path_matches_rendering_the_prompt(template):
         assert enc.layout.text[: enc.layout.prompt_len] == _prompt(tok, chat)
         trained = _split(enc)[0]
         assert answer.strip() in trained and trained.endswith(renderer.answer_suffix)
+
+
+def test_word_level_tokenizer_with_gaps_between_tokens():
+    """Offsets that skip characters (whitespace pre-tokenizer) still map sections to tokens."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from rtc_metrics.sft.inspect import render_encoded
+
+    words = ["<|im_start|>", "<|im_end|>", "<think>", "</think>", "user", "assistant", "What", "is",
+             "2+2?", "The", "answer", "4.", "[UNK]"]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.add_special_tokens(["<|im_start|>", "<|im_end|>", "<think>", "</think>"])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="[UNK]")
+    fast.chat_template = make_tokenizer("Qwen__Qwen3-0.6B").chat_template
+    chat = [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "The answer is 4."}]
+    enc = encode(chat, fast, "respond")
+    trained = [words[i] for i, lab in zip(enc.input_ids, enc.labels, strict=True) if lab != IGNORE_INDEX]
+    assert trained == ["The", "answer", "is", "4.", "<|im_end|>"]
+    masked = encode(chat, fast, "mask")
+    pairs = zip(masked.input_ids, masked.labels, strict=True)
+    assert [words[i] for i, lab in pairs if lab == IGNORE_INDEX] == ["<think>", "</think>"]
+    shown = render_encoded(masked, separators=False).plain
+    assert shown.replace("↵\n", "\n") == masked.layout.text

@@ -24,7 +24,11 @@ def render_encoded(enc: Encoded, separators: bool = True, brackets: bool = False
     ``brackets`` (for output without colour), masked tokens are also wrapped in ``[...]``.
     """
     text = Text()
+    previous = 0
     for (start, end), label in zip(enc.offsets, enc.labels, strict=True):
+        if start > previous:  # characters no token covers (e.g. spaces a pre-tokenizer drops)
+            text.append(_visible(enc.layout.text[previous:start]), style="grey50")
+        previous = max(previous, end)
         piece = _visible(enc.layout.text[start:end])
         if label == IGNORE_INDEX:
             text.append(f"[{piece}]" if brackets else piece, style=MASKED_STYLE)
