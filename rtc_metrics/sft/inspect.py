@@ -36,6 +36,8 @@ def render_encoded(enc: Encoded, separators: bool = True, brackets: bool = False
             text.append(piece, style=TRAINED_STYLE)
         if separators:
             text.append("|", style="grey50")
+    if previous < len(enc.layout.text):
+        text.append(_visible(enc.layout.text[previous:]), style="grey50")
     return text
 
 
