@@ -315,3 +315,12 @@ def test_word_level_tokenizer_with_gaps_between_tokens():
     assert [words[i] for i, lab in pairs if lab == IGNORE_INDEX] == ["<think>", "</think>"]
     shown = render_encoded(masked, separators=False).plain
     assert shown.replace("↵\n", "\n") == masked.layout.text
+
+
+@pytest.mark.parametrize("template", list(CASES))
+def test_build_layout_matches_encode(template):
+    from rtc_metrics.masking import build_layout
+
+    tok = make_tokenizer(template)
+    for strategy in ("bare", "mask"):
+        assert build_layout(MESSAGES, tok, strategy) == encode(MESSAGES, tok, strategy).layout
