@@ -633,7 +633,9 @@ def _render_all(renderer: _Renderer, chats: Sequence[Sequence[Mapping[str, Any]]
             try:
                 renderer.render([chat], gen)
             except Exception as exc:
-                raise EncodingError(f"record {i}: the chat template failed: {exc}", index=i) from None
+                hint = (" (this template may expect content as a list of {\"type\": \"text\"} parts)"
+                        if "attribute 'text'" in str(exc) or "attribute 'type'" in str(exc) else "")
+                raise EncodingError(f"record {i}: the chat template failed: {exc}{hint}", index=i) from None
         raise
 
 
