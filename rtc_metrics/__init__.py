@@ -15,6 +15,7 @@ from rtc_metrics.detection import (
     explain_detection,
 )
 from rtc_metrics.formats import TraceFormat, UnknownFormatError, get_format, list_formats, register_format
+from rtc_metrics.masking import encode_example
 from rtc_metrics.parsing import Anomaly, ParsedTrace, TraceStatus, is_blank, parse_trace, prompt_opens_trace
 from rtc_metrics.stats import TraceSummary, macro_average, pooled, summarize, wilson_interval
 
@@ -31,6 +32,7 @@ __all__ = [
     "UnknownFormatError",
     "delimiters_lost_in_decoding",
     "detect_format",
+    "encode_example",
     "explain_detection",
     "get_format",
     "is_blank",
