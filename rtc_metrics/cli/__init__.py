@@ -11,7 +11,7 @@ from rtc_metrics.formats import UnknownFormatError
 from rtc_metrics.io import InputError
 
 #: Subcommand modules under ``rtc_metrics.cli``, in help order.
-COMMANDS = ("score", "formats", "detect", "eval", "tasks-path", "compare", "sft")
+COMMANDS = ("score", "formats", "detect", "eval", "tasks-path", "compare", "sft", "demo")
 
 #: Errors that are the user's to fix: printed as one line, exit status 2.
 USER_ERRORS = (InputError, UnknownFormatError, FormatDetectionError)

@@ -30,6 +30,7 @@ def evaluate_model(
     batch_size: int = 64,
     device: str = "cpu",
     dtype: str = "float32",
+    max_gen_toks: int | None = None,
 ) -> dict[str, Any]:
     """Run ``lm_eval.simple_evaluate`` with the hf backend and the chat template applied.
 
@@ -61,6 +62,7 @@ def evaluate_model(
         log_samples=True,
         evaluation_tracker=tracker,
         bootstrap_iters=0,
+        gen_kwargs={"max_gen_toks": max_gen_toks} if max_gen_toks else None,
         random_seed=0,
         numpy_random_seed=0,
         torch_random_seed=0,
