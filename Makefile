@@ -16,11 +16,11 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: install
-	$(VENV)/bin/rtc score examples/qwen3_outputs.jsonl --format qwen3 --correct-field correct
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/rtc demo --out rtc_out/demo
 
 test: install
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -q
 
 bench: install
 	$(PY) benchmarks/bench_parse.py
