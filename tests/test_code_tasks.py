@@ -252,3 +252,38 @@ def test_rtc_eval_cli_with_the_tiny_model(tmp_path):
     assert results["rtc_evalplus"]["vr,none"] == 1.0 and results["rtc_evalplus"]["rpass@1,none"] == 0.0
     for key in ("vr", "rpass@1", "pass@1"):
         assert f"|{key}" in proc.stdout.replace(" ", ""), key
+
+
+def test_sandbox_settings_from_metadata(data):
+    from rtc_tasks.settings import RTCSettingsError
+
+    def load(**meta):
+        tm = TaskManager(
+            include_path=rtc_tasks.tasks_path(),
+            include_defaults=False,
+            metadata={"rtc_format": "qwen3", "rtc_data_files": data, **meta},
+        )
+        return tm.load(["rtc_mbpp_plus"])["tasks"]["rtc_mbpp_plus"]
+
+    task = load(rtc_code_workers="3", rtc_code_timeout=2.5)
+    assert task._rtc_code_workers == 3 and task._rtc_code_limits.timeout_s == 2.5
+    default = load()
+    assert default._rtc_code_workers is None and default._rtc_code_limits is None  # CPU count, 10 s
+    for bad in ({"rtc_code_workers": 0}, {"rtc_code_workers": "many"}, {"rtc_code_timeout": -1}):
+        with pytest.raises(RTCSettingsError, match=f"--metadata {next(iter(bad))} must be a positive"):
+            load(**bad)
+
+
+def test_prompts_show_the_signature_and_ask_for_a_python_block():
+    from rtc_tasks.code import HUMANEVAL_INSTRUCTION, MBPP_INSTRUCTION, humaneval_prompt, mbpp_prompt
+
+    he = humaneval_prompt(HE[0])
+    assert he.startswith(HUMANEVAL_INSTRUCTION + "\n\n```python\nfrom typing import List")
+    assert "def dips_below_zero(changes: List[int]) -> bool:" in he and he.endswith('    """\n```')
+    mb = mbpp_prompt(MB[1])
+    assert mb.startswith("Write a python function to identify non-prime numbers.\n\n")
+    assert "`is_composite`" in mb and "```python\nassert is_composite(2) == False\n```" in mb
+    assert mb.endswith(MBPP_INSTRUCTION)
+    # An older dump's "text" field, and the hub's null columns of a mixed JSONL.
+    old = mbpp_prompt(dict(MB[3], prompt=None, test=None))
+    assert old.startswith(MB[3]["text"].strip()) and "`square_perimeter`" in old
