@@ -9,8 +9,9 @@ Why a subclass: lm-eval calls ``process_results`` one doc at a time, which would
 problem at a time. Here ``apply_filters`` (called once per task, after generation) scores every
 doc of every filter in one :func:`rtc_metrics.code.score_batch` call, parallel across problems
 (``rtc_code_workers`` workers, default: CPU count); ``process_results`` then reads that doc's
-result. The YAML's ``process_results`` (:func:`rtc_metrics.code.metrics.process_results`, the
-same computation for one doc) is only the fallback for a doc that was not in the batch.
+result. The YAML names :func:`rtc_metrics.code.metrics.process_results` (the same computation
+for one doc, what a plain ConfigurableTask would call per doc): lm-eval needs a
+``process_results`` for a metric that is not in its registry, and it documents the metric.
 
 Opt-in: the YAMLs set ``unsafe_code: true``, so lm-eval refuses the run without
 ``--confirm_run_unsafe_code``; the sandbox checks the same flag again before anything runs.
@@ -171,25 +172,26 @@ class RTCCodeTask(RTCTask):
         by_doc: dict[int, list[Any]] = {}
         for inst in self._instances:
             by_doc.setdefault(inst.doc_id, []).append(inst)
-        keys, items = [], []
+        for instances in by_doc.values():
+            instances.sort(key=lambda x: x.idx)
+        # Filters that give the same answers for a doc share one execution.
+        batch: dict[tuple[int, str], tuple[dict[str, Any], list[Any]]] = {}
         for filter_key in self._instances[0].filtered_resps:
             for doc_id, instances in by_doc.items():
-                instances.sort(key=lambda x: x.idx)
                 results = [inst.filtered_resps[filter_key] for inst in instances]
-                key = (doc_id, json.dumps(results))
-                if key in self._rtc_code_scores:
-                    continue
-                self._rtc_code_scores[key] = {}
-                keys.append(key)
-                items.append((instances[0].doc, results))
-        log.info("%s: running %d programs' tests in the sandbox", self.config.task, len(items))
-        scores = score_batch(items, limits=self._rtc_code_limits, workers=self._rtc_code_workers)
-        self._rtc_code_scores = dict(zip(keys, scores, strict=True))
+                batch.setdefault((doc_id, json.dumps(results)), (instances[0].doc, results))
+        log.info("%s: scoring %d docs' programs in the sandbox", self.config.task, len(batch))
+        scores = score_batch(list(batch.values()), limits=self._rtc_code_limits, workers=self._rtc_code_workers)
+        self._rtc_code_scores = dict(zip(batch, scores, strict=True))
         return out
 
     def _task_metrics(self, doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
-        if not self._predict_only() and self._rtc_cursor is not None:
-            scored = self._rtc_code_scores.get((self._rtc_cursor, json.dumps(results)))
-            if scored is not None:
-                return dict(scored)
-        return super()._task_metrics(doc, results)
+        if self._predict_only():
+            return super()._task_metrics(doc, results)
+        scored = self._rtc_code_scores.get((self._rtc_cursor, json.dumps(results)))
+        if scored is None:
+            raise RuntimeError(
+                f"{self.config.task}: doc {self._rtc_cursor} was not scored; RTCCodeTask.process_results "
+                "must run inside lm-eval's evaluation loop (after apply_filters)"
+            )
+        return dict(scored)
