@@ -26,3 +26,4 @@ bench: install
 	$(PY) benchmarks/bench_parse.py
 	$(PY) benchmarks/bench_harness_overhead.py
 	$(PY) benchmarks/bench_sandbox.py
+	$(PY) benchmarks/bench_code_tasks.py

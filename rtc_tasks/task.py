@@ -272,9 +272,13 @@ class RTCTask(ConfigurableTask):
             self.config.metadata["rtc_answer_metric_resolved"] = name
         return name
 
+    def _task_metrics(self, doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
+        """The task's own metrics for one doc (a subclass may take them from a batch it scored)."""
+        return super().process_results(doc, results)
+
     def process_results(self, doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
         """The task's own metrics plus the structural ones for this doc."""
-        out = dict(super().process_results(doc, results))
+        out = dict(self._task_metrics(doc, results))
         parses = self._rtc_structure.get(self._rtc_cursor) if self._rtc_cursor is not None else None
         if parses is None:
             raise RuntimeError(

@@ -12,6 +12,7 @@ import pytest
 from harness_support import write_jsonl
 
 import rtc_tasks
+from rtc_metrics.cli.eval import RUNS_CODE
 from rtc_tasks.answers import extract_boxed, extract_choice, extract_integer, extract_number, math_equal
 from rtc_tasks.docs import (
     DocError,
@@ -26,8 +27,10 @@ from rtc_tasks.docs import (
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 TASKS = ["rtc_gsm8k", "rtc_chemistry", "rtc_math500", "rtc_aime24", "rtc_aime25", "rtc_gpqa_diamond"]
+CODE_TASKS = ["rtc_humaneval_plus", "rtc_mbpp_plus"]
 GROUPS = {
-    "rtc_paper": {"rtc_chemistry", "rtc_gsm8k"},
+    "rtc_paper": {"rtc_chemistry", "rtc_gsm8k", *CODE_TASKS},
+    "rtc_evalplus": set(CODE_TASKS),
     "rtc_reasoning": {"rtc_math500", "rtc_aime24", "rtc_aime25", "rtc_gpqa_diamond"},
 }
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -182,6 +185,8 @@ def study_files(tmp_path_factory):
         "rtc_math500": write_jsonl(root / "math.jsonl", [{"problem": "p", "answer": "1/2"}]),
         "rtc_aime24": write_jsonl(root / "aime24.jsonl", [{"Problem": "p", "Answer": 5}]),
         "rtc_aime25": write_jsonl(root / "aime25.jsonl", [{"problem": "p", "answer": "6"}]),
+        "rtc_humaneval_plus": Path(__file__).parent / "fixtures" / "humanevalplus_sample.jsonl",
+        "rtc_mbpp_plus": Path(__file__).parent / "fixtures" / "mbppplus_sample.jsonl",
     }
 
 
@@ -200,9 +205,21 @@ def test_task_manager_builds_every_task_and_group(study_files, monkeypatch):
         assert task.config.generation_kwargs["max_gen_toks"] == 32768
         assert len(task.eval_docs) == 1, name
         assert {"vr", "er", "tr", "mr", "rpass@1", "exact_match"} <= set(task.aggregation())
+    code = tm.load(CODE_TASKS)["tasks"]
+    for name, task in code.items():
+        assert type(task).__name__ == "RTCCodeTask" and task.UNSAFE_CODE
+        assert task.config.generation_kwargs["until"] == []
+        assert len(task.eval_docs) == 4, name
+        assert {"vr", "er", "tr", "mr", "rpass@1", "pass@1"} <= set(task.aggregation())
+        assert "exact_match" not in task.aggregation()
+        assert [f.name for f in task._filters] == ["none"]  # the key the groups pool over
     for group, members in GROUPS.items():  # a group and its members cannot load together
         loaded = tm.load([group])
         assert {t.task_name for t in loaded["groups"][group].get_all_tasks()} == members
+        # `rtc eval` refuses exactly the tasks and groups that run code without the opt-in.
+        runs_code = any(getattr(t, "UNSAFE_CODE", False) for t in loaded["tasks"].values())
+        assert runs_code == (group in RUNS_CODE), group
+    assert set(RUNS_CODE) == {*CODE_TASKS, *(g for g, m in GROUPS.items() if m & set(CODE_TASKS))}
 
 
 def test_relative_data_path_and_missing_file(tmp_path, monkeypatch):
@@ -256,7 +273,7 @@ def test_lm_eval_ls_lists_every_task_and_group():
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    for name in [*TASKS, *GROUPS]:
+    for name in [*TASKS, *CODE_TASKS, *GROUPS]:
         assert name in proc.stdout, name
 
 

@@ -9,7 +9,9 @@ Every argument goes to lm_eval unchanged, except that:
   under the name ``rtc:NAME`` (its prompts, filters and metrics, trace-safe generation
   settings, plus the structural metrics);
 - with ``--model vllm``, ``rtc_keeps_special_tokens`` is set in ``--metadata`` (vLLM
-  decodes with special tokens kept).
+  decodes with special tokens kept);
+- rtc's code tasks (and the groups holding them) without ``--confirm_run_unsafe_code`` stop
+  at once with one line saying how to opt in, before the model is loaded.
 
 ``rtc eval ls tasks`` and ``rtc eval validate`` work as with lm_eval.
 """
@@ -24,13 +26,16 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["WRAP_PREFIX", "run_eval", "wrapper_yaml"]
+__all__ = ["RUNS_CODE", "WRAP_PREFIX", "run_eval", "wrapper_yaml"]
 
 #: ``--tasks rtc:gsm8k`` wraps the built-in ``gsm8k``.
 WRAP_PREFIX = "rtc:"
 
 #: Models that decode with special tokens kept (so special-token delimiters survive).
 _KEEPS_SPECIAL_TOKENS = ("vllm", "vllm-vlm")
+
+#: rtc tasks and groups that execute model-generated code (YAML ``unsafe_code: true``).
+RUNS_CODE = ("rtc_humaneval_plus", "rtc_mbpp_plus", "rtc_evalplus", "rtc_paper")
 
 
 def wrapper_yaml(builtin: str) -> str:
@@ -123,8 +128,29 @@ def _extra_include_paths(paths: list[str]) -> Iterator[None]:
         TaskManager.__init__ = original  # type: ignore[method-assign]
 
 
+def _missing_code_opt_in(argv: list[str]) -> str | None:
+    """The refusal for code tasks run without the opt-in (lm_eval would refuse after loading the model)."""
+    tasks = _option(argv, "--tasks")
+    if tasks is None or "--confirm_run_unsafe_code" in argv or _option(argv, "--config") is not None:
+        return None
+    if {"--predict_only", "-x"} & set(argv):  # no metric, so no code runs
+        return None
+    unsafe = [t.strip() for t in tasks[1].split(",") if t.strip() in RUNS_CODE]
+    if not unsafe:
+        return None
+    return (
+        f"rtc eval: {', '.join(unsafe)} execute(s) model-generated code (sandboxed, see docs/code_tasks.md); "
+        "add --confirm_run_unsafe_code to opt in"
+    )
+
+
 def run_eval(argv: list[str]) -> int:
     """Run lm_eval's CLI with ``argv`` (as typed after ``rtc eval``); returns the exit status."""
+    refusal = _missing_code_opt_in(list(argv))
+    if refusal is not None:
+        print(refusal, file=sys.stderr)
+        return 2
+
     from lm_eval.__main__ import cli_evaluate
 
     import rtc_tasks
