@@ -26,7 +26,15 @@ from rtc_tasks.docs import (
 )
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-TASKS = ["rtc_gsm8k", "rtc_chemistry", "rtc_math500", "rtc_aime24", "rtc_aime25", "rtc_gpqa_diamond"]
+TASKS = [
+    "rtc_gsm8k",
+    "rtc_chemistry",
+    "rtc_math500",
+    "rtc_aime24",
+    "rtc_aime25",
+    "rtc_gpqa_diamond",
+    "rtc_toy_arithmetic",
+]
 CODE_TASKS = ["rtc_humaneval_plus", "rtc_mbpp_plus"]
 GROUPS = {
     "rtc_paper": {"rtc_chemistry", "rtc_gsm8k", *CODE_TASKS},
@@ -185,6 +193,7 @@ def study_files(tmp_path_factory):
         "rtc_math500": write_jsonl(root / "math.jsonl", [{"problem": "p", "answer": "1/2"}]),
         "rtc_aime24": write_jsonl(root / "aime24.jsonl", [{"Problem": "p", "Answer": 5}]),
         "rtc_aime25": write_jsonl(root / "aime25.jsonl", [{"problem": "p", "answer": "6"}]),
+        "rtc_toy_arithmetic": write_jsonl(root / "toy.jsonl", [{"prompt": "What is 1 + 2?", "answer": "3"}]),
         "rtc_humaneval_plus": Path(__file__).parent / "fixtures" / "humanevalplus_sample.jsonl",
         "rtc_mbpp_plus": Path(__file__).parent / "fixtures" / "mbppplus_sample.jsonl",
     }
@@ -202,7 +211,8 @@ def test_task_manager_builds_every_task_and_group(study_files, monkeypatch):
     for name, task in tasks.items():
         assert type(task).__name__ == "RTCTask"
         assert task.config.generation_kwargs["until"] == []
-        assert task.config.generation_kwargs["max_gen_toks"] == 32768
+        # the toy task's traces are short and its model's context is 512 tokens
+        assert task.config.generation_kwargs["max_gen_toks"] == (256 if name == "rtc_toy_arithmetic" else 32768)
         assert len(task.eval_docs) == 1, name
         assert {"vr", "er", "tr", "mr", "rpass@1", "exact_match"} <= set(task.aggregation())
     code = tm.load(CODE_TASKS)["tasks"]
@@ -297,3 +307,16 @@ def test_rtc_eval_rewrites_wrappers_and_vllm_metadata(tmp_path):
     assert new.count("--metadata") == 1 and new[:4] == argv[:4]
     unchanged, _ = _rewrite(["--model=hf", "--tasks=rtc_gsm8k"], tmp_path)
     assert unchanged == ["--model=hf", "--tasks=rtc_gsm8k"]
+
+
+def test_toy_task_generates_its_own_data_offline(monkeypatch):
+    """Without a data override, rtc_toy_arithmetic builds its seeded test split itself."""
+    from lm_eval.tasks import TaskManager
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    meta = {"rtc_format": "qwen3", "rtc_toy_n": 5}
+    tm = TaskManager(include_path=rtc_tasks.tasks_path(), include_defaults=False, metadata=meta)
+    task = tm.load(["rtc_toy_arithmetic"])["tasks"]["rtc_toy_arithmetic"]
+    docs = list(task.eval_docs)
+    assert len(docs) == 5 and docs[0]["prompt"].startswith("What is ")
+    assert task.doc_to_text(docs[0]) == docs[0]["prompt"]
