@@ -36,8 +36,12 @@ def score_jsonl(
     text_field: str | None = None,
     correct_field: str | None = None,
     prompt_field: str | None = None,
+    tokenizer: Any = None,
 ) -> TraceSummary:
     """Parse every line's generation under ``fmt`` and count it.
+
+    With a ``tokenizer`` (anything with ``encode(text, add_special_tokens=False)``) trace
+    lengths are also counted in tokens.
 
     ``text_field`` defaults to the first of :data:`TEXT_FIELDS` present in the first
     record. ``prompt_field``, when given, holds the exact prompt each output was
@@ -69,7 +73,11 @@ def score_jsonl(
             if correct_field not in record:
                 raise InputError(f"{path}:{lineno}: no field {correct_field!r} (given by --correct-field)")
             correct = _correct_value(record[correct_field], path, lineno, correct_field)
-        summary.add(parse_trace(text, fmt, prompt=prompt), correct)
+        trace = parse_trace(text, fmt, prompt=prompt)
+        n_tokens = None
+        if tokenizer is not None and trace.status != "missing":
+            n_tokens = len(tokenizer.encode(trace.reasoning, add_special_tokens=False))
+        summary.add(trace, correct, n_tokens)
     if summary.n == 0:
         raise InputError(f"{path}: no records (the file is empty)")
     return summary

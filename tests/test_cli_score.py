@@ -102,3 +102,17 @@ def test_formats_lists_registry(capsys):
     code, out, _ = run(capsys, "formats", "--json")
     names = {f["name"] for f in json.loads(out)}
     assert code == 0 and len(names) >= 20 and {"qwen3", "gpt_oss", "olmo3", "openthoughts"} <= names
+
+
+def test_tokenizer_counts_trace_tokens(tmp_path, capsys):
+    from rtc_metrics.demo.toy import build_tokenizer
+
+    tok_dir = tmp_path / "tok"
+    build_tokenizer().save_pretrained(tok_dir)  # character-level: tokens == characters
+    f = tmp_path / "o.jsonl"
+    f.write_text('{"text": "<think>abcd</think>x"}\n{"text": "<think>ab</think>y"}\n{"text": "z"}\n')
+    code, out, _ = run(capsys, "score", str(f), "--format", "qwen3", "--tokenizer", str(tok_dir), "--json")
+    data = json.loads(out)
+    assert code == 0 and data["mean_trace_tokens"] == 3 and data["mean_trace_chars"] == 3
+    code, _, err = run(capsys, "score", str(f), "--format", "qwen3", "--tokenizer", str(tmp_path / "nope"))
+    assert code == 2 and "--tokenizer" in err

@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="F",
         help="field holding the exact prompt; decides per line whether the trace was pre-opened",
     )
+    parser.add_argument(
+        "--tokenizer", metavar="NAME_OR_PATH", help="also measure trace lengths in this tokenizer's tokens"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=run)
 
@@ -67,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         text_field=args.text_field,
         correct_field=args.correct_field,
         prompt_field=args.prompt_field,
+        tokenizer=_load_tokenizer(args.tokenizer) if args.tokenizer else None,
     )
     data = {"file": args.path, "format": fmt.name, **summary.to_dict()}
     if args.json:
@@ -74,6 +78,15 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_summary(data, title=f"{args.path}  ({fmt.name}, n={summary.n})")
     return 0
+
+
+def _load_tokenizer(name: str) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"--tokenizer {name!r} could not be loaded ({exc}); give a local tokenizer folder") from None
 
 
 def print_summary(data: dict[str, Any], title: str) -> None:
@@ -86,6 +99,8 @@ def print_summary(data: dict[str, Any], title: str) -> None:
         table.add_row(label, fmt_value(data.get(key)), fmt_interval(data.get(f"{key}_ci")))
     chars = data.get("mean_trace_chars")
     table.add_row("mean trace chars", fmt_value(chars, percent=False), "")
+    if data.get("mean_trace_tokens") is not None:
+        table.add_row("mean trace tokens", fmt_value(data["mean_trace_tokens"], percent=False), "")
     if data.get("anomalies"):
         table.caption = "anomalies: " + ", ".join(f"{k} {v}" for k, v in data["anomalies"].items())
     Console().print(table)

@@ -56,7 +56,7 @@ def _subtraction_trace(a: int, b: int) -> str:
     return "\n".join(lines)
 
 
-def make_problems(n: int, seed: int, max_digits: int = 3) -> list[Problem]:
+def make_problems(n: int, seed: int, max_digits: int = 2) -> list[Problem]:
     """``n`` distinct-seeded problems: a + b or a - b (a ≥ b), 1 to ``max_digits`` digits."""
     rng = random.Random(seed)
     problems = []

@@ -42,9 +42,9 @@ class DemoConfig:
     #: SFT learning rates; the first gives the plain labels, others a "@lr" suffix.
     lrs: tuple[float, ...] = (1e-4,)
     #: Pre-training steps, learning rate and batch size.
-    pretrain_steps: int = 400
+    pretrain_steps: int = 300
     pretrain_lr: float = 3e-3
-    pretrain_batch: int = 32
+    pretrain_batch: int = 64
     #: SFT steps and batch size per strategy.
     sft_steps: int = 150
     sft_batch: int = 32
