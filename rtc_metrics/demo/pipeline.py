@@ -156,7 +156,7 @@ def fine_tune(config: DemoConfig, base: Path, strategy: str, lr: float, label: s
             monitor_every=config.monitor_every, monitor_max_new_tokens=96, monitor_batch_size=config.n_monitor,
             monitor_overhead=None, max_length=256,
         ),
-        disable_tqdm=True,
+        quiet=True,
     )
     last = summary.get("final_curve_point") or {}
     config.log(f"  done in {summary['train_seconds']:.0f} s; monitor VR at the end {last.get('vr')}")

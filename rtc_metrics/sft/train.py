@@ -160,10 +160,15 @@ def _load_model(config: SFTConfig, bf16: bool) -> Any:
 def run_sft(
     config: SFTConfig, *, resume: bool = False, callbacks: Sequence[TrainerCallback] = (),
     disable_tqdm: bool | None = None,
+    quiet: bool = False,
 ) -> dict[str, Any]:
-    """Train per ``config``; return the run summary (also written to ``run.json``)."""
+    """Train per ``config``; return the run summary (also written to ``run.json``).
+
+    ``quiet`` prints nothing while training (no progress bar, no log lines); loggers named
+    in ``report_to`` and the monitor curve still receive everything.
+    """
     from datasets import Dataset
-    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments, set_seed
+    from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainingArguments, set_seed
 
     from rtc_metrics.sft.monitor import CollapseMonitor, read_curve
 
@@ -198,7 +203,7 @@ def run_sft(
         report_to=config.report_to,
         dataloader_num_workers=0,
         dataloader_pin_memory=_has_cuda(),
-        disable_tqdm=disable_tqdm,
+        disable_tqdm=True if quiet else disable_tqdm,
     )
     monitor = None
     all_callbacks: list[TrainerCallback] = [CheckpointMarker()]
@@ -220,6 +225,8 @@ def run_sft(
         processing_class=tokenizer,
         callbacks=all_callbacks,
     )
+    if quiet:
+        trainer.remove_callback(PrinterCallback)
     if monitor is not None:
         monitor.attach(trainer)
     started = time.perf_counter()
