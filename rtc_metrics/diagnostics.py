@@ -96,9 +96,7 @@ class GenerationInfo:
     budget_hit: bool
 
     @classmethod
-    def measure(
-        cls, text: str, trace: ParsedTrace, max_gen_toks: int | None, tokenizer: Any = None
-    ) -> GenerationInfo:
+    def measure(cls, text: str, trace: ParsedTrace, max_gen_toks: int | None, tokenizer: Any = None) -> GenerationInfo:
         """Count ``text`` (the raw generation) and classify its parse ``trace``."""
         gen_tokens, approx = count_tokens(text, tokenizer)
         has_trace = trace.status is not TraceStatus.MISSING

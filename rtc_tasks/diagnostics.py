@@ -63,9 +63,7 @@ def _threshold(metadata: dict[str, Any], task_name: str) -> float:
     except (TypeError, ValueError):
         threshold = -1.0
     if not 0 <= threshold <= 1:
-        raise RTCSettingsError(
-            f"{task_name}: rtc_budget_warn={value!r} must be a share in [0, 1] (e.g. 0.05 for 5%)"
-        )
+        raise RTCSettingsError(f"{task_name}: rtc_budget_warn={value!r} must be a share in [0, 1] (e.g. 0.05 for 5%)")
     return threshold
 
 

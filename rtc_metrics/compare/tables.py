@@ -78,6 +78,7 @@ def row_record(row: Row) -> dict[str, Any]:
             "reference": None if c is None else c.reference,
             "vr_drop": None if c is None or c.is_reference else c.drop,
             "vr_drop_ci": None if c is None or c.drop_low is None else [c.drop_low, c.drop_high],
+            "acc_change": None if row.decomposition is None else row.decomposition.as_dict(),
             "model_name": row.model_name,
             "kind": row.kind,
             "source": row.source,
@@ -211,6 +212,13 @@ def rich_table(board: Leaderboard) -> Group:
                 )
             table.add_row(*cells)
         tables.append(table)
+    changes = [
+        f"{r.task}: {r.collapse.reference} → {r.label}: {r.decomposition.sentence()}"
+        for r in board.rows
+        if r.decomposition is not None and r.collapse is not None
+    ]
+    if changes:
+        tables.append(Text("accuracy change vs the reference (structural + conditional):\n" + "\n".join(changes)))
     if board.notes:
         tables.append(Text("\n".join(f"note: {n}" for n in board.notes), style="yellow"))
     return Group(*tables)
