@@ -13,11 +13,12 @@ Checks, per encoded record (:func:`audit`):
                       masked trace): that token is masked, so the text trained is not the
                       text the template rendered. (A merge between two sections trained
                       alike changes no label and passes; :attr:`Encoded.straddled` lists all.)
-``turn_shift``        (chats with earlier assistant turns) the text before the final turn is
-                      not what the template renders as the generation prompt for the earlier
-                      turns, so a template that rewrites earlier turns (Qwen3 drops their
-                      reasoning) would shift the spans. The final turn is masked on its own:
-                      spans are located only after the generation prompt of ``messages[:-1]``.
+``turn_shift``        (chats with earlier assistant turns) the full chat does not start with
+                      the generation prompt of ``messages[:-1]`` (less its assistant header):
+                      the template rewrites earlier turns once a later answer follows (as
+                      Qwen3 drops earlier reasoning), so the final turn's spans would shift.
+                      The final turn is masked on its own: spans are located only after the
+                      generation prompt of the earlier turns.
 
 :func:`audit_many` raises :class:`MaskAuditError` naming the first failing record.
 """
@@ -115,16 +116,18 @@ def audit(
     if earlier and tokenizer is not None:
         renderer = _Renderer.for_tokenizer(tokenizer, template_kwargs)
         prompt = renderer.render([list(messages[:-1])], True)[0]
-        shown = text[: layout.prompt_len]
-        if not prompt.startswith(shown) and not shown.startswith(prompt):
-            at = next((i for i, (x, y) in enumerate(zip(prompt, shown, strict=False)) if x != y), 0)
+        full = renderer.render([list(messages)], False)[0]
+        tail = renderer.generation_tail or ""
+        before = prompt[: len(prompt) - len(tail)] if tail and prompt.endswith(tail) else prompt
+        if not full.startswith(before):
+            at = next((i for i, (x, y) in enumerate(zip(full, before, strict=False)) if x != y), 0)
             problems.append(
                 AuditProblem(
                     "turn_shift",
-                    f"the text before the final turn differs from the generation prompt of the earlier turns "
-                    f"at character {at} ({_context(shown, at)} vs {_context(prompt, at)}): the template "
-                    "renders earlier turns differently in the full chat; split the chat into one record "
-                    "per assistant turn",
+                    f"the full chat renders the earlier turns differently from the generation prompt at "
+                    f"character {at} ({_context(full, at)} vs {_context(before, at)}): the template rewrites "
+                    "earlier turns once a later answer follows, so the final turn's spans would shift; "
+                    "split the chat into one record per assistant turn",
                 )
             )
     return problems
