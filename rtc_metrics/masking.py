@@ -38,9 +38,9 @@ from rtc_metrics.formats import TraceFormat, get_format
 from rtc_metrics.parsing import _delimiters
 
 __all__ = [
+    "EXTRA_PRESETS",
     "IGNORE_INDEX",
     "Encoded",
-    "EXTRA_PRESETS",
     "EncodingError",
     "Layout",
     "MaskSpec",
@@ -113,8 +113,9 @@ class MaskSpec:
             try:
                 return Strategy(text).spec
             except ValueError:
+                names = ", ".join([*(s.value for s in Strategy), *EXTRA_PRESETS])
                 raise ValueError(
-                    f"unknown strategy {text!r}: use one of {', '.join([*(s.value for s in Strategy), *EXTRA_PRESETS])} "
+                    f"unknown strategy {text!r}: use one of {names} "
                     "or RENDER:SECTIONS such as 'empty:prompt' (RENDER bare|empty; "
                     "SECTIONS from prompt, trace, close)"
                 ) from None
