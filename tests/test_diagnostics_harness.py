@@ -92,6 +92,40 @@ def test_threshold_from_metadata_and_per_class_correct_keys(tmp_path, caplog):
     assert dict(row.classes.correct) == pytest.approx({"valid": 2, "empty": 0, "truncated": 0, "missing": 1})
 
 
+def test_real_logger_writes_records_and_rtc_tools_read_them(tmp_path, monkeypatch, capsys):
+    """lm-eval's own EvaluationTracker (what the CLI uses) writes rtc_sample into the samples file;
+    rtc score re-reads budget hits, tokens and --show from it; the results file feeds the decomposition."""
+    from lm_eval.loggers import EvaluationTracker
+
+    from rtc_metrics.cli import main
+    from rtc_metrics.lmeval_logs import rescore
+
+    monkeypatch.setenv("COLUMNS", "300")
+    docs = [(V, "42"), (LONG, "42"), (SHORT, "42"), (M, "42")]
+    write_scripted_task(tmp_path / "tasks", "rtc_b5", docs)
+    out = tmp_path / "out"
+    tracker = EvaluationTracker(output_path=str(out))
+    res = _run(tmp_path / "tasks", ["rtc_b5"], gen_kwargs="max_gen_toks=100", evaluation_tracker=tracker)
+    samples = res.pop("samples")
+    tracker.save_results_aggregated(results=res, samples=samples)
+    tracker.save_results_samples(task_name="rtc_b5", samples=samples["rtc_b5"])
+    lines = [json.loads(x) for f in out.rglob("samples_rtc_b5_*.jsonl") for x in f.read_text().splitlines()]
+    assert [x["rtc_sample"]["status"] for x in lines] == ["valid", "truncated", "truncated", "missing"]
+    assert lines[1]["rtc_sample"]["anomalies"] == ["no_answer", "truncated_by_budget"]
+    results = json.loads(next(out.rglob("results_*.json")).read_text())
+    assert results["results"]["rtc_b5"]["rtc_sample,none"] is None
+    assert results["configs"]["rtc_b5"]["metadata"]["rtc_budget"]["n_budget_hit"] == 1
+
+    summary = rescore(out)["runs"][0]["tasks"]["rtc_b5"]["filters"]["none"]
+    assert summary["budget_hit"] == pytest.approx(1 / 4)
+    assert summary["anomalies"]["truncated_by_budget"] == 1 and summary["anomalies"]["stopped_inside_trace"] == 1
+    assert summary["acc_missing"] == 1.0 and summary["acc_truncated"] == 0.0
+
+    assert main(["score", str(out), "--show", "truncated"]) == 0
+    shown = capsys.readouterr().out
+    assert "hit max_gen_toks=100" in shown and "stopped_inside_trace" in shown
+
+
 def test_pre_opened_template_truncation_is_stopped_inside_trace(tmp_path):
     docs = [("still reasoning", "42"), ("done</think> The answer is 42", "42")]
     write_scripted_task(tmp_path, "rtc_b3", docs, prompt="<|assistant|><think>\n")

@@ -216,3 +216,27 @@ def test_sft_data_refuses_a_failing_record_naming_its_line(tmp_path):
 
     with pytest.raises(InputError, match=r"data.jsonl:2: mask audit failed .*straddled"):
         encode_records([good, bad], tok, resolve_strategy("bare:prompt"), __import__("rtc_metrics").get_format("qwq"))
+
+
+def test_close_section_composes_and_unknown_sections_name_it():
+    from rtc_metrics.masking import MaskSpec, Section
+
+    assert MaskSpec.parse("close_only").masked == {Section.CLOSE}
+    assert MaskSpec.parse("empty:prompt,close").masked == {Section.PROMPT, Section.CLOSE}
+    with pytest.raises(ValueError, match="prompt, trace, close"):
+        MaskSpec.parse("empty:answer")
+
+
+def test_decompose_pair_says_which_row_lacks_counts():
+    from rtc_metrics.compare.intervals import count_estimate
+    from rtc_metrics.compare.leaderboard import decompose_pair
+    from rtc_metrics.compare.rows import METRICS, Row
+
+    def row(model, classes):
+        metrics = {k: count_estimate(1, 2) for k in METRICS}
+        return Row(model, None, "t", metrics, 2, "x", "results", 0.0, model, classes=classes)
+
+    a = row("a", ClassCounts({"valid": 2}, {"valid": 1}))
+    b = row("b", None)
+    (change,) = decompose_pair([a, b], "a", "b")
+    assert change.decomposition is None and "no per-class counts for b" in change.sentence()

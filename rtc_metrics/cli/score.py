@@ -117,6 +117,8 @@ def print_summary(data: dict[str, Any], title: str) -> None:
         table.add_row(label, fmt_value(data.get(key)), fmt_interval(data.get(f"{key}_ci")))
     chars = data.get("mean_trace_chars")
     table.add_row("mean trace chars", fmt_value(chars, percent=False), "")
+    if data.get("mean_trace_tokens") is not None:
+        table.add_row("mean trace tokens", fmt_value(data["mean_trace_tokens"], percent=False), "")
     if data.get("anomalies"):
         table.caption = "anomalies: " + ", ".join(f"{k} {v}" for k, v in data["anomalies"].items())
     Console().print(table)
