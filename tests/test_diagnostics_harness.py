@@ -190,3 +190,11 @@ def test_budget_rules():
     assert suggest_max_gen_toks([10, 20], 100) == 256
     assert suggest_max_gen_toks([900] * 19 + [10], 100) == 2048  # 1.25 × p95 900 = 1125
     assert suggest_max_gen_toks([], 32768) == 65536
+
+
+def test_bad_budget_threshold_is_a_clear_error(tmp_path):
+    from rtc_tasks.settings import RTCSettingsError
+
+    write_scripted_task(tmp_path, "rtc_b6", [(V, "42")])
+    with pytest.raises(RTCSettingsError, match="rtc_budget_warn='lots' must be a share in"):
+        _run(tmp_path, ["rtc_b6"], metadata={"rtc_budget_warn": "lots"})

@@ -240,3 +240,16 @@ def test_decompose_pair_says_which_row_lacks_counts():
     b = row("b", None)
     (change,) = decompose_pair([a, b], "a", "b")
     assert change.decomposition is None and "no per-class counts for b" in change.sentence()
+
+
+def test_rounded_parts_always_add_up_to_the_rounded_total():
+    import random
+
+    from rtc_metrics.decompose import _round_summing
+
+    rng = random.Random(0)
+    for _ in range(2000):
+        parts = [rng.uniform(-0.5, 0.5) for _ in range(3)]
+        total, shown = _round_summing(sum(parts), parts)
+        assert round(sum(shown), 1) == total
+        assert all(abs(100 * p - q) <= 0.1 + 1e-9 for p, q in zip(parts, shown, strict=True))
