@@ -82,7 +82,8 @@ def examples_jsonl(
 def _note(sample: object) -> str:
     if not isinstance(sample, dict):
         return ""
-    parts = [f"{sample.get('trace_tokens')} trace tokens", f"{sample.get('gen_tokens')} generated"]
+    about = "≈" if sample.get("tokens_approx") else ""
+    parts = [f"{about}{sample.get('trace_tokens')} trace tokens", f"{about}{sample.get('gen_tokens')} generated"]
     if sample.get("budget_hit"):
         parts.append(f"hit max_gen_toks={sample.get('max_gen_toks')}")
     return ", ".join(parts)
@@ -109,6 +110,7 @@ def examples_lmeval(path: str | os.PathLike[str], fmt: TraceFormat | None, show:
                 seen = set()
                 for lineno, record in iter_jsonl(samples_path):
                     where = f"{samples_path}:{lineno}"
+                    short = f"{os.path.basename(samples_path)}:{lineno}"
                     if record.get("doc_id") in seen:
                         continue
                     seen.add(record.get("doc_id"))
@@ -120,7 +122,7 @@ def examples_lmeval(path: str | os.PathLike[str], fmt: TraceFormat | None, show:
                         trace = ParsedTrace(
                             trace.status, trace.reasoning, trace.answer, (*trace.anomalies, *extra), trace.prefixed
                         )  # type: ignore[arg-type]
-                    yield Example(f"{task} doc {record.get('doc_id')} ({where})", trace, _note(sample))
+                    yield Example(f"{task} doc {record.get('doc_id')} ({short})", trace, _note(sample))
 
             out += _take(gen(), show, k)
     return out

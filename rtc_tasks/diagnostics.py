@@ -21,8 +21,9 @@ Metadata keys (``--metadata``):
 
 ``rtc_budget_warn``       share of budget hits above which the run warns (default 0.05)
 ``tokenizer``/``pretrained`` (from ``--model_args``) name the tokenizer that counts
-                          tokens; without one the count is ``ceil(chars / 4)`` (flagged
-                          ``tokens_approx`` in each record).
+                          tokens (else the tokenizer of a live ``rtc-hf`` backend); without
+                          one the count is ``ceil(chars / 4)`` (flagged ``tokens_approx``
+                          in each record).
 
 The report (``rtc_diagnostics.as_dict``) is also written into the task's metadata as
 ``rtc_budget``, so the results file's ``configs`` section keeps it.
@@ -38,7 +39,7 @@ from lm_eval.api.metrics import mean
 
 from rtc_metrics.diagnostics import DEFAULT_BUDGET_WARN, GenerationInfo, budget_report
 from rtc_metrics.parsing import ParsedTrace, TraceStatus
-from rtc_tasks.settings import RTCSettingsError, _tokenizer_for
+from rtc_tasks.settings import _SPECIAL_TOKEN_BACKENDS, RTCSettingsError, _tokenizer_for
 
 __all__ = ["BACKEND_DEFAULT_MAX_GEN_TOKS", "BUDGET_KEY", "CLASS_CORRECT_KEYS", "SAMPLE_KEY", "TaskDiagnostics"]
 
@@ -84,6 +85,11 @@ class TaskDiagnostics:
         """The model's tokenizer (loaded once, cached per name), or None."""
         if self._tokenizer is _UNSET:
             self._tokenizer = _tokenizer_for(self.metadata)
+            live = [getattr(m, "tokenizer", None) for m in list(_SPECIAL_TOKEN_BACKENDS)]
+            if self._tokenizer is None and len(live) == 1:
+                # Python runs with their own TaskManager carry no pretrained= in the
+                # metadata; a live rtc-hf backend still knows the model's tokenizer.
+                self._tokenizer = live[0]
             if self._tokenizer is None:
                 log.info("%s: no tokenizer; token counts are approximate (chars/4)", self.task_name)
         return self._tokenizer
