@@ -145,9 +145,11 @@ def print_examples(examples: list[Example], console: Console | None = None) -> N
         mine = [ex for ex in examples if ex.trace.status is status]
         if not mine:
             continue
-        table = Table(title=f"{status.value}: {len(mine)} example(s)", show_lines=True, title_justify="left")
-        table.add_column("where", overflow="fold", max_width=28)
-        table.add_column("trace", overflow="fold", ratio=3)
+        table = Table(
+            title=f"{status.value}: {len(mine)} example(s)", show_lines=True, title_justify="left", expand=True
+        )
+        table.add_column("where", overflow="fold", ratio=2)
+        table.add_column("trace", overflow="fold", ratio=5)
         table.add_column("answer", overflow="fold", ratio=2)
         for ex in mine:
             info = ", ".join(str(a) for a in ex.trace.anomalies)

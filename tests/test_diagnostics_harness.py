@@ -100,7 +100,7 @@ def test_real_logger_writes_records_and_rtc_tools_read_them(tmp_path, monkeypatc
     from rtc_metrics.cli import main
     from rtc_metrics.lmeval_logs import rescore
 
-    monkeypatch.setenv("COLUMNS", "300")
+    monkeypatch.setenv("COLUMNS", "1000")  # no wrapping inside the example cells
     docs = [(V, "42"), (LONG, "42"), (SHORT, "42"), (M, "42")]
     write_scripted_task(tmp_path / "tasks", "rtc_b5", docs)
     out = tmp_path / "out"

@@ -108,7 +108,8 @@ def test_compare_decompose_from_recounted_samples(tmp_path, capsys, monkeypatch)
     assert rows["base"]["acc_change"] is None
 
 
-def test_score_show_prints_examples_side_by_side(tmp_path, capsys):
+def test_score_show_prints_examples_side_by_side(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")  # no wrapping inside the example cells
     path = tmp_path / "out.jsonl"
     path.write_text(
         "".join(json.dumps({"text": t}) + "\n" for t in ["<think>plan [red]x[/red]</think> 4", "<think>cut", "7"])
@@ -122,7 +123,8 @@ def test_score_show_prints_examples_side_by_side(tmp_path, capsys):
     assert main(["score", str(path), "--format", "qwen3", "--show", "bogus"]) == 2
 
 
-def test_score_show_reads_lm_eval_samples_with_budget_records(tmp_path, capsys):
+def test_score_show_reads_lm_eval_samples_with_budget_records(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")
     path = _samples(tmp_path / "run", "3", [("<think>long", 0), ("<think>a</think> 4", 1)])
     lines = [json.loads(x) for x in path.read_text().splitlines()]
     lines[0]["rtc_sample"] = {"anomalies": ["no_answer", "truncated_by_budget"], "trace_tokens": 30,
@@ -253,3 +255,14 @@ def test_rounded_parts_always_add_up_to_the_rounded_total():
         total, shown = _round_summing(sum(parts), parts)
         assert round(sum(shown), 1) == total
         assert all(abs(100 * p - q) <= 0.1 + 1e-9 for p, q in zip(parts, shown, strict=True))
+
+
+def test_qwen3_earlier_turn_reasoning_is_stripped_and_the_final_turn_is_masked_alone(qwen3):
+    chat = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "<think>old plan</think>Hello."},
+            {"role": "user", "content": "And 3*3?"}, {"role": "assistant", "content": "9"}]
+    for strategy, masked_text in (("mask", "<think>\n\n</think>\n\n"), ("close_only", "</think>")):
+        enc = encode(chat, qwen3, strategy)
+        assert "old plan" not in enc.layout.text  # the template dropped the earlier reasoning
+        assert _checks(enc, chat, qwen3) == []
+        pieces = zip(enc.offsets, enc.labels, strict=True)
+        assert "".join(enc.layout.text[s:e] for (s, e), lab in pieces if lab == IGNORE_INDEX) == masked_text
