@@ -103,6 +103,11 @@ def test_compare_decompose_from_recounted_samples(tmp_path, capsys, monkeypatch)
     code = main(["compare", str(tmp_path / "base"), str(tmp_path / "tuned"), "--format", "qwen3",
                  "--reference", "base", "--json", str(tmp_path / "rows.json"), "--quiet"])
     rows = {r["model"]: r for r in json.loads((tmp_path / "rows.json").read_text())}
+    main(["compare", str(tmp_path / "base"), str(tmp_path / "tuned"), "--format", "qwen3",
+          "--reference", "base", "--markdown", str(tmp_path / "t.md"), "--quiet"])
+    assert "- rtc_x: base → tuned: −40.0 pts" in (tmp_path / "t.md").read_text()
+    assert main(["compare", str(tmp_path / "base"), "--format", "qwen3", "--decompose", "base", "nope"]) == 2
+    assert "--decompose 'nope': no such model" in capsys.readouterr().err
     assert rows["tuned"]["acc_change"]["structural"] == pytest.approx(-0.4)
     assert rows["tuned"]["acc_change"]["conditional"] == pytest.approx(0.0, abs=1e-15)
     assert rows["base"]["acc_change"] is None

@@ -59,17 +59,17 @@ def parse_reference(spec: str) -> tuple[str, int | None]:
     return spec, None
 
 
-def _reference_rows(rows: list[Row], spec: str) -> dict[str, Row]:
+def _reference_rows(rows: list[Row], spec: str, flag: str = "--reference") -> dict[str, Row]:
     model, step = parse_reference(spec)
     # The label as shown, the recorded name, or the recorded name without its checkpoint folder.
     mine = [r for r in rows if model in (r.model, r.model_name, split_checkpoint(r.model_name)[0])]
     if not mine:
         models = sorted({r.model for r in rows})
-        raise InputError(f"--reference {spec!r}: no such model; models here: {', '.join(models)}")
+        raise InputError(f"{flag} {spec!r}: no such model; models here: {', '.join(models)}")
     if step is not None:
         mine = [r for r in mine if r.step == step]
         if not mine:
-            raise InputError(f"--reference {spec!r}: model {model!r} has no step {step}")
+            raise InputError(f"{flag} {spec!r}: model {model!r} has no step {step}")
     by_task: dict[str, Row] = {}
     # Without a step: the un-stepped row (a base model) if any, else the earliest step.
     for row in sorted(mine, key=lambda r: (r.step is not None, r.step or 0)):
@@ -126,7 +126,7 @@ class Change:
 
 def decompose_pair(rows: list[Row], before: str, after: str) -> list[Change]:
     """Per task that both MODEL[@STEP] specs were run on, the split accuracy change."""
-    a, b = _reference_rows(rows, before), _reference_rows(rows, after)
+    a, b = _reference_rows(rows, before, "--decompose"), _reference_rows(rows, after, "--decompose")
     changes = []
     for task in sorted(set(a) & set(b)):
         d = _decompose(a[task], b[task])

@@ -168,6 +168,14 @@ def markdown(board: Leaderboard) -> str:
                 text = collapse_text(row)
                 cells.append(f"**{text}**" if text.startswith("COLLAPSE") else text)
         out.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
+    changes = [r for r in board.rows if r.decomposition is not None and r.collapse is not None]
+    if changes:
+        out += ["", "Accuracy change vs the reference (structural + conditional, 95% bootstrap intervals):", ""]
+        out += [
+            f"- {_md_escape(r.task)}: {_md_escape(r.collapse.reference)} → {_md_escape(r.label)}: "  # type: ignore[union-attr]
+            f"{_md_escape(r.decomposition.sentence())}"  # type: ignore[union-attr]
+            for r in changes
+        ]
     if board.notes:
         out += ["", "Notes:", ""] + [f"- {_md_escape(n)}" for n in board.notes]
     return "\n".join(out) + "\n"
