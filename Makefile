@@ -25,5 +25,6 @@ test: install
 bench: install
 	$(PY) benchmarks/bench_parse.py
 	$(PY) benchmarks/bench_harness_overhead.py
+	$(PY) benchmarks/bench_diagnostics.py
 	$(PY) benchmarks/bench_sandbox.py
 	$(PY) benchmarks/bench_code_tasks.py

@@ -67,11 +67,14 @@ def instrument() -> None:
     rtc_task.RTCTask.process_results = _timed("process_results_total", rtc_task.RTCTask.process_results)
     ConfigurableTask.process_results = _timed("process_results_inner", ConfigurableTask.process_results)
     lm_metrics.bootstrap_stderr = _timed("bootstrap_stderr", lm_metrics.bootstrap_stderr)
+    import rtc_tasks.diagnostics as rtc_diag  # budget diagnostics: token counts per generation
+
+    rtc_diag.TaskDiagnostics.measure = _timed("diagnostics", rtc_diag.TaskDiagnostics.measure)
 
 
 def rtc_seconds() -> float:
     structural = TIMERS["process_results_total"] - TIMERS["process_results_inner"]
-    return TIMERS["parse"] + structural + TIMERS["rpass_agg"] + TIMERS["checks"]
+    return TIMERS["parse"] + structural + TIMERS["rpass_agg"] + TIMERS["checks"] + TIMERS["diagnostics"]
 
 
 def evaluate(model, folder: Path, task: str, **kwargs) -> tuple[dict, float]:

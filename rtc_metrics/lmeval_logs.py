@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rtc_metrics.diagnostics import classify_budget
 from rtc_metrics.formats import TraceFormat, UnknownFormatError, get_format
 from rtc_metrics.io import InputError, iter_jsonl
 from rtc_metrics.parsing import parse_trace
@@ -218,7 +219,8 @@ def score_samples(
     ``prefixed`` forces the pre-opened state (as the run's ``rtc_prefixed`` did); None
     decides it per doc from the logged prompt.
     """
-    parsed: dict[Any, tuple[list[Any], list[str]]] = {}  # doc_id -> (parses, raw generations)
+    # doc_id -> (parses, raw generations, per generation (trace tokens, budget hit) or None)
+    parsed: dict[Any, tuple[list[Any], list[str], list[tuple[int | None, bool | None]]]] = {}
     summaries: dict[str, TraceSummary] = {}
     seen: set[tuple[Any, str]] = set()
     forced = None if prefixed is None else fmt.with_prefixed(prefixed)
@@ -239,19 +241,25 @@ def score_samples(
             parses = [
                 parse_trace(g, forced) if forced else parse_trace(g, fmt, prompt=prompt) for g in generations
             ]
-            parsed[doc_id] = (parses, generations)
+            budget = _logged_budget(record.get("rtc_sample"), len(generations))
+            parses = [
+                classify_budget(p, hit) if hit is not None else p
+                for p, (_, hit) in zip(parses, budget, strict=True)
+            ]
+            parsed[doc_id] = (parses, generations, budget)
         elif parsed[doc_id][1] != generations:
             raise InputError(f"{where}: doc {doc_id}'s generations differ from its other filter lines")
         if answer_metric is None:
             answer_metric = next((m for m in ANSWER_METRICS if m in (record.get("metrics") or record)), None)
         correct = _correct(record, answer_metric, where) if answer_metric else None
         summary = summaries.setdefault(filter_key, TraceSummary())
-        for trace in parsed[doc_id][0]:
-            summary.add(trace, correct)
+        parses, _, budget = parsed[doc_id]
+        for trace, (tokens, hit) in zip(parses, budget, strict=True):
+            summary.add(trace, correct, tokens, hit)
     if not parsed:
         raise InputError(f"{source}: no sample lines (the file is empty)")
     counts = {f: s.n for f, s in summaries.items()}
-    total = sum(len(p) for p, _ in parsed.values())
+    total = sum(len(p) for p, _, _ in parsed.values())
     short = [f for f, n in counts.items() if n != total]
     if short:
         raise InputError(
@@ -259,6 +267,26 @@ def score_samples(
             "re-run, or score a complete samples file"
         )
     return TaskScore(task, fmt, len(parsed), summaries, answer_metric)
+
+
+def _logged_budget(sample: Any, k: int) -> list[tuple[int | None, bool | None]]:
+    """Per generation (trace tokens, budget hit) from RTCTask's ``rtc_sample`` record; unknowns as None.
+
+    Token counts are taken only when exact (``tokens_approx`` false); budget hits either way.
+    """
+    records = sample.get("repeats") if isinstance(sample, dict) and "repeats" in sample else [sample]
+    if not isinstance(records, list) or len(records) != k:
+        return [(None, None)] * k
+    out: list[tuple[int | None, bool | None]] = []
+    for rec in records:
+        if not isinstance(rec, dict):
+            out.append((None, None))
+            continue
+        tokens = rec.get("trace_tokens")
+        exact = isinstance(tokens, int) and rec.get("tokens_approx") is False and rec.get("status") != "missing"
+        hit = rec.get("budget_hit")
+        out.append((tokens if exact else None, hit if isinstance(hit, bool) else None))
+    return out
 
 
 def _config_metadata(results: dict[str, Any], task: str) -> dict[str, Any]:

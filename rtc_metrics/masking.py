@@ -38,6 +38,7 @@ from rtc_metrics.formats import TraceFormat, get_format
 from rtc_metrics.parsing import _delimiters
 
 __all__ = [
+    "EXTRA_PRESETS",
     "IGNORE_INDEX",
     "Encoded",
     "EncodingError",
@@ -74,6 +75,8 @@ class Section(str, Enum):
     TRACE = "trace"
     #: The answer and the end of turn.
     RESPONSE = "response"
+    #: The final turn's closing delimiter alone (inside TRACE); masked by ``close_only``.
+    CLOSE = "close"
 
     def __str__(self) -> str:
         return self.value
@@ -104,14 +107,17 @@ class MaskSpec:
         a comma list of masked sections, e.g. ``empty:prompt`` or ``bare:prompt``.
         """
         text = text.strip().lower()
+        if text in EXTRA_PRESETS:
+            return EXTRA_PRESETS[text]
         if ":" not in text:
             try:
                 return Strategy(text).spec
             except ValueError:
+                names = ", ".join([*(s.value for s in Strategy), *EXTRA_PRESETS])
                 raise ValueError(
-                    f"unknown strategy {text!r}: use one of {', '.join(s.value for s in Strategy)} "
+                    f"unknown strategy {text!r}: use one of {names} "
                     "or RENDER:SECTIONS such as 'empty:prompt' (RENDER bare|empty; "
-                    "SECTIONS from prompt, trace)"
+                    "SECTIONS from prompt, trace, close)"
                 ) from None
         render, _, sections = text.partition(":")
         if render not in ("bare", "empty"):
@@ -120,7 +126,7 @@ class MaskSpec:
         valid = {s.value for s in Section}
         bad = [s for s in names if s not in valid]
         if bad:
-            raise ValueError(f"strategy {text!r}: unknown section(s) {bad}; use prompt, trace")
+            raise ValueError(f"strategy {text!r}: unknown section(s) {bad}; use prompt, trace, close")
         return cls(render == "empty", frozenset(Section(s) for s in names), name=text)
 
 
@@ -147,6 +153,12 @@ _PRESETS = {
     Strategy.MASK: MaskSpec(True, frozenset({Section.TRACE}), "mask"),
     Strategy.RESPOND: MaskSpec(True, frozenset({Section.PROMPT, Section.TRACE}), "respond"),
 }
+
+
+#: Presets beyond the study's four. ``close_only`` trains everything but the closing
+#: delimiter (Nemotron's recipe for traces cut to a budget: the model is not taught where a
+#: trace must end); the mask audit allows its open-without-close on purpose.
+EXTRA_PRESETS = {"close_only": MaskSpec(True, frozenset({Section.CLOSE}), "close_only")}
 
 
 def resolve_strategy(strategy: str | Strategy | MaskSpec) -> MaskSpec:
@@ -617,6 +629,8 @@ def encode_many(
         ids = enc.ids
         spans = layout.section_spans()
         masked = [spans[s] for s in spec.masked if s in spans]
+        if Section.CLOSE in spec.masked and layout.close_span is not None:
+            masked.append(layout.close_span)
         # Also the end of the generation prompt, which may lie inside the trace.
         cuts = {span[0] for span in spans.values()} | {layout.prompt_len}
         boundaries = sorted(b for b in cuts if 0 < b < len(layout.text))

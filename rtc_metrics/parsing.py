@@ -65,6 +65,12 @@ class Anomaly(str, Enum):
     TRAILING_OPEN = "trailing_open"
     #: The answer segment is blank.
     NO_ANSWER = "no_answer"
+    #: A truncated generation that used up its token budget (``max_gen_toks``). Never set by
+    #: :func:`parse_trace`; added by :func:`rtc_metrics.diagnostics.classify_budget`.
+    TRUNCATED_BY_BUDGET = "truncated_by_budget"
+    #: A truncated generation that ended before its budget: EOS or a stop string fired while
+    #: the trace was open. Added by :func:`rtc_metrics.diagnostics.classify_budget`.
+    STOPPED_INSIDE_TRACE = "stopped_inside_trace"
 
     def __str__(self) -> str:
         return self.value

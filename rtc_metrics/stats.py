@@ -15,10 +15,27 @@ from typing import Any
 
 from rtc_metrics.parsing import ParsedTrace, TraceStatus
 
-__all__ = ["TraceSummary", "macro_average", "pooled", "summarize", "wilson_interval"]
+__all__ = ["CLASS_ACC_KEYS", "TraceSummary", "macro_average", "pooled", "summarize", "wilson_interval"]
 
 #: Keys of :meth:`TraceSummary.to_dict` that carry a 95% interval.
-RATE_KEYS = ("vr", "er", "tr", "mr", "ir", "answer_rate", "pass@1", "rpass@1", "acc_invalid")
+RATE_KEYS = (
+    "vr",
+    "er",
+    "tr",
+    "mr",
+    "ir",
+    "answer_rate",
+    "pass@1",
+    "rpass@1",
+    "acc_invalid",
+    "acc_valid",
+    "acc_empty",
+    "acc_truncated",
+    "acc_missing",
+    "budget_hit",
+)
+#: Accuracy within each structural class: key -> status.
+CLASS_ACC_KEYS = {f"acc_{s.value}": s for s in TraceStatus}
 MEAN_KEYS = ("mean_trace_chars", "mean_trace_tokens")
 
 
@@ -104,10 +121,30 @@ class TraceSummary:
     trace_tokens: _Moments = field(default_factory=_Moments)
     #: How many generations showed each anomaly.
     anomalies: Counter = field(default_factory=Counter)
+    #: Scored generations per status value, and the sum of their correctness (for the
+    #: accuracy within each class and the accuracy-change decomposition).
+    class_scored: Counter = field(default_factory=Counter)
+    class_correct: Counter = field(default_factory=Counter)
+    #: Generations whose budget use is known, and those that used up ``max_gen_toks``.
+    n_budget_known: int = 0
+    n_budget_hit: int = 0
 
-    def add(self, trace: ParsedTrace, correct: float | bool | None = None, n_tokens: int | None = None) -> None:
-        """Count one generation; ``correct`` is 0/1 (or a fraction), None when unscored."""
+    def add(
+        self,
+        trace: ParsedTrace,
+        correct: float | bool | None = None,
+        n_tokens: int | None = None,
+        budget_hit: bool | None = None,
+    ) -> None:
+        """Count one generation; ``correct`` is 0/1 (or a fraction), None when unscored.
+
+        ``n_tokens`` is the trace length in tokens; ``budget_hit`` whether the generation
+        used up its token budget (None: unknown).
+        """
         self.n += 1
+        if budget_hit is not None:
+            self.n_budget_known += 1
+            self.n_budget_hit += bool(budget_hit)
         status = trace.status
         if status is TraceStatus.VALID:
             self.n_valid += 1
@@ -133,6 +170,8 @@ class TraceSummary:
             raise ValueError(f"correctness must be in [0, 1] (or bool), got {correct!r}")
         self.n_scored += 1
         self.n_correct += value
+        self.class_scored[status.value] += 1
+        self.class_correct[status.value] += value
         if status is TraceStatus.VALID:
             self.n_valid_scored += 1
             self.n_valid_correct += value
@@ -194,6 +233,16 @@ class TraceSummary:
         """Accuracy among generations without a valid trace."""
         return _ratio(self.n_correct - self.n_valid_correct, self.n_scored - self.n_valid_scored)
 
+    def class_accuracy(self, status: TraceStatus | str) -> float | None:
+        """Accuracy among scored generations of one class (None when the class is empty)."""
+        key = TraceStatus(status).value
+        return _ratio(self.class_correct[key], self.class_scored[key])
+
+    @property
+    def budget_hit(self) -> float | None:
+        """Share of generations (with known budget use) that used up ``max_gen_toks``."""
+        return _ratio(self.n_budget_hit, self.n_budget_known)
+
     @property
     def mean_trace_chars(self) -> float | None:
         """Mean trace length (characters) over generations that have a trace."""
@@ -217,6 +266,11 @@ class TraceSummary:
             "pass@1": (self.n_correct, self.n_scored),
             "rpass@1": (self.n_valid_correct, self.n_valid_scored),
             "acc_invalid": (self.n_correct - self.n_valid_correct, invalid_scored),
+            "budget_hit": (self.n_budget_hit, self.n_budget_known),
+            **{
+                k: (self.class_correct[s.value], self.class_scored[s.value])
+                for k, s in CLASS_ACC_KEYS.items()
+            },
         }[key]
 
     def interval(self, key: str, confidence: float = 0.95) -> tuple[float, float] | None:
@@ -244,6 +298,8 @@ class TraceSummary:
             "pass@1": self.pass_at_1,
             "rpass@1": self.rpass_at_1,
             "acc_invalid": self.acc_invalid,
+            **{k: self.class_accuracy(s) for k, s in CLASS_ACC_KEYS.items()},
+            "budget_hit": self.budget_hit,
             "mean_trace_chars": self.mean_trace_chars,
             "mean_trace_tokens": self.mean_trace_tokens,
         }
@@ -262,6 +318,10 @@ class TraceSummary:
             "correct": self.n_correct,
             "valid_scored": self.n_valid_scored,
             "valid_correct": self.n_valid_correct,
+            "class_scored": {s.value: self.class_scored[s.value] for s in TraceStatus},
+            "class_correct": {s.value: self.class_correct[s.value] for s in TraceStatus},
+            "budget_known": self.n_budget_known,
+            "budget_hit": self.n_budget_hit,
         }
         out["anomalies"] = dict(sorted(self.anomalies.items()))
         return out

@@ -32,6 +32,7 @@ from lm_eval.api.task import ConfigurableTask
 
 from rtc_metrics.formats import TraceFormat
 from rtc_metrics.parsing import ParsedTrace, TraceStatus, parse_trace
+from rtc_tasks.diagnostics import TaskDiagnostics
 from rtc_tasks.metrics import (
     HIGHER_IS_BETTER,
     RATE_KEYS,
@@ -173,10 +174,14 @@ class RTCTask(ConfigurableTask):
         self._rtc_structure: dict[int, tuple[ParsedTrace, ...]] = {}
         #: The doc_id that doc_iterator yielded last (process_results runs inside that loop).
         self._rtc_cursor: int | None = None
+        # Budget diagnostics and per-sample records (rtc_tasks.diagnostics).
+        live = self.config.metadata if isinstance(self.config.metadata, dict) else metadata
+        self._rtc_diag = TaskDiagnostics(live, task_name)
         self._rtc_add_metrics(with_ratio=True)
 
     # --- metric bookkeeping ----------------------------------------------------------
     def _rtc_add_metrics(self, with_ratio: bool) -> None:
+        self._rtc_diag.register(self)
         for key in RATE_KEYS:
             self._aggregation_list[key] = mean
             self._higher_is_better[key] = HIGHER_IS_BETTER[key]
@@ -243,6 +248,7 @@ class RTCTask(ConfigurableTask):
             self._rtc_structure[inst.doc_id] = parses
             raw.append(inst.resps)
             inst.resps = [p.answer for p in parses]
+        self._rtc_structure = self._rtc_diag.measure(self._instances, raw, self._rtc_structure)
         try:
             return super().apply_filters()
         finally:
@@ -290,6 +296,7 @@ class RTCTask(ConfigurableTask):
         for p in parses:
             rates[_STATUS_KEY[p.status]] += 1.0 / k
         out.update(rates)
+        out.update(self._rtc_diag.doc_metrics(self._rtc_cursor))
         if "bypass" in out:  # --predict_only: no correctness to condition on
             return out
         answer_metric = self._answer_metric(out)
@@ -303,5 +310,6 @@ class RTCTask(ConfigurableTask):
             )
         valid = rates["vr"]
         out[VALID_CORRECT_KEY] = valid * correct
+        out.update(self._rtc_diag.class_correct(self._rtc_cursor, correct))
         out[RPASS_KEY] = (valid, valid * correct)
         return out

@@ -29,6 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="flag rows whose VR is significantly below this row's (per task)",
     )
     parser.add_argument(
+        "--decompose",
+        nargs=2,
+        metavar=("BEFORE", "AFTER"),
+        help="split the accuracy change from BEFORE to AFTER (MODEL[@STEP]) into a structural part "
+        "(class shares moved) and a conditional part (accuracy within classes moved), per task",
+    )
+    parser.add_argument(
         "--filter",
         dest="filter_name",
         metavar="NAME",
@@ -83,6 +90,13 @@ def run(args: argparse.Namespace) -> int:
         if args.html:
             write_html(board, figures, args.html)
             written.append(args.html)
+    if args.decompose:
+        from rich.text import Text
+
+        from rtc_metrics.compare.leaderboard import decompose_pair
+
+        for change in decompose_pair(board.rows, *args.decompose):
+            console.print(Text(change.sentence()))
     if written and not args.quiet:
         console.print("wrote " + ", ".join(written), style="dim")
     return 0

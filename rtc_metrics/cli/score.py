@@ -18,6 +18,7 @@ from rtc_metrics.cli._common import (
 from rtc_metrics.io import InputError
 from rtc_metrics.lmeval_logs import is_lmeval_output, rescore
 from rtc_metrics.scoring import score_jsonl
+from rtc_metrics.show import SHOW_CHOICES, examples_jsonl, examples_lmeval, print_examples
 
 #: Rows of the summary table: (label, key).
 TABLE_ROWS = (
@@ -29,6 +30,11 @@ TABLE_ROWS = (
     ("pass@1", "pass@1"),
     ("Rpass@1", "rpass@1"),
     ("acc | invalid", "acc_invalid"),
+    ("acc | valid", "acc_valid"),
+    ("acc | empty", "acc_empty"),
+    ("acc | truncated", "acc_truncated"),
+    ("acc | missing", "acc_missing"),
+    ("budget hit", "budget_hit"),
 )
 
 
@@ -55,13 +61,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--tokenizer", metavar="NAME_OR_PATH", help="also measure trace lengths in this tokenizer's tokens"
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--show",
+        metavar="STATUS",
+        help="also print a few examples of a class (valid, empty, truncated, missing, or all): "
+        "trace and answer side by side",
+    )
+    parser.add_argument("--show-n", type=int, default=3, metavar="K", help="examples per class (default 3)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     fmt = format_from_args(args)
+    if args.show is not None:
+        _wanted_check(args)
     if is_lmeval_output(args.path):
-        return run_lmeval(args, fmt)
+        code = run_lmeval(args, fmt)
+        if args.show is not None:
+            print_examples(examples_lmeval(args.path, fmt, args.show, args.show_n))
+        return code
     if fmt is None:
         raise InputError("name the reasoning format with --format NAME (see `rtc formats`) or --open/--close")
     summary = score_jsonl(
@@ -77,6 +95,12 @@ def run(args: argparse.Namespace) -> int:
         print_json(data)
     else:
         print_summary(data, title=f"{args.path}  ({fmt.name}, n={summary.n})")
+    if args.show is not None:
+        print_examples(
+            examples_jsonl(
+                args.path, fmt, args.show, args.show_n, text_field=args.text_field, prompt_field=args.prompt_field
+            )
+        )
     return 0
 
 
@@ -87,6 +111,13 @@ def _load_tokenizer(name: str) -> Any:
         return AutoTokenizer.from_pretrained(name)
     except (OSError, ValueError) as exc:
         raise InputError(f"--tokenizer {name!r} could not be loaded ({exc}); give a local tokenizer folder") from None
+
+
+def _wanted_check(args: argparse.Namespace) -> None:
+    if args.show not in SHOW_CHOICES:
+        raise InputError(f"--show {args.show!r}: choose one of {', '.join(SHOW_CHOICES)}")
+    if args.show_n < 1:
+        raise InputError(f"--show-n {args.show_n}: must be at least 1")
 
 
 def print_summary(data: dict[str, Any], title: str) -> None:

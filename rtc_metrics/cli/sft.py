@@ -44,7 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="training JSONL (messages or instruction/response) or datasets name")
     parser.add_argument("--data-split", help="split of a datasets name (default train)")
     parser.add_argument("--output-dir", help="run folder (default sft-out)")
-    parser.add_argument("--strategy", help="bare | empty | mask | respond, or RENDER:SECTIONS (default mask)")
+    parser.add_argument(
+        "--strategy", help="bare | empty | mask | respond | close_only, or RENDER:SECTIONS (default mask)"
+    )
     parser.add_argument("--format", dest="format_name", metavar="NAME",
                         help="reasoning format (default: detected from the chat template)")
     parser.add_argument("--template-kwargs", metavar="JSON", help="chat template variables, e.g. "
@@ -117,6 +119,7 @@ def dry_run(config: Any, n: int) -> int:
     from rich.console import Console
     from rich.text import Text
 
+    from rtc_metrics.mask_audit import audit
     from rtc_metrics.masking import EncodingError, encode_many
     from rtc_metrics.sft.data import load_records
     from rtc_metrics.sft.inspect import render_encoded, summary_line
@@ -136,6 +139,9 @@ def dry_run(config: Any, n: int) -> int:
         console.rule(Text(record.where))
         console.print(render_encoded(enc, brackets=not console.is_terminal or console.no_color))
         console.print(summary_line(enc), markup=False)
+        # What training would refuse (rtc_metrics.mask_audit), shown instead of raised here.
+        for problem in audit(enc, record.messages, tokenizer, config.template_kwargs):
+            console.print(f"mask audit: {problem.check}: {problem.message}", style="red", markup=False)
     return 0
 
 

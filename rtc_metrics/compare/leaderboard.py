@@ -8,9 +8,18 @@ from dataclasses import dataclass, field
 from rtc_metrics.compare.intervals import difference_interval
 from rtc_metrics.compare.loading import Loaded
 from rtc_metrics.compare.rows import METRICS, Collapse, Row, split_checkpoint
+from rtc_metrics.decompose import Decomposition, decompose
 from rtc_metrics.io import InputError
 
-__all__ = ["SORT_COLUMNS", "Leaderboard", "build_leaderboard", "flag_collapse", "parse_reference"]
+__all__ = [
+    "SORT_COLUMNS",
+    "Change",
+    "Leaderboard",
+    "build_leaderboard",
+    "decompose_pair",
+    "flag_collapse",
+    "parse_reference",
+]
 
 #: Columns accepted by --sort (optionally as TASK:COLUMN). Metrics sort high to low,
 #: names and steps ascending; missing values always go last.
@@ -50,17 +59,17 @@ def parse_reference(spec: str) -> tuple[str, int | None]:
     return spec, None
 
 
-def _reference_rows(rows: list[Row], spec: str) -> dict[str, Row]:
+def _reference_rows(rows: list[Row], spec: str, flag: str = "--reference") -> dict[str, Row]:
     model, step = parse_reference(spec)
     # The label as shown, the recorded name, or the recorded name without its checkpoint folder.
     mine = [r for r in rows if model in (r.model, r.model_name, split_checkpoint(r.model_name)[0])]
     if not mine:
         models = sorted({r.model for r in rows})
-        raise InputError(f"--reference {spec!r}: no such model; models here: {', '.join(models)}")
+        raise InputError(f"{flag} {spec!r}: no such model; models here: {', '.join(models)}")
     if step is not None:
         mine = [r for r in mine if r.step == step]
         if not mine:
-            raise InputError(f"--reference {spec!r}: model {model!r} has no step {step}")
+            raise InputError(f"{flag} {spec!r}: model {model!r} has no step {step}")
     by_task: dict[str, Row] = {}
     # Without a step: the un-stepped row (a base model) if any, else the earliest step.
     for row in sorted(mine, key=lambda r: (r.step is not None, r.step or 0)):
@@ -85,10 +94,53 @@ def flag_collapse(rows: list[Row], reference: str, notes: list[str]) -> str:
             continue
         diff = difference_interval(ref.metrics["vr"], row.metrics["vr"])
         row.collapse = Collapse(ref.label, False, *(diff or (None, None, None)))
+        row.decomposition = _decompose(ref, row)
     missing = sorted({r.task for r in rows} - set(refs))
     if missing:
         notes.append(f"reference {label} has no row for {', '.join(missing)}: no collapse flag there")
     return label
+
+
+def _decompose(before: Row, after: Row) -> Decomposition | None:
+    """The accuracy change from ``before`` to ``after``, split; None without per-class counts."""
+    if before.classes is None or after.classes is None or not before.classes.n or not after.classes.n:
+        return None
+    return decompose(before.classes, after.classes)
+
+
+@dataclass
+class Change:
+    """One task's accuracy change between two rows (``rtc compare --decompose A B``)."""
+
+    task: str
+    before: Row
+    after: Row
+    #: None when either row lacks per-class counts (see :attr:`reason`).
+    decomposition: Decomposition | None
+    reason: str = ""
+
+    def sentence(self) -> str:
+        head = f"{self.task}: {self.before.label} → {self.after.label}: "
+        return head + (self.decomposition.sentence() if self.decomposition else self.reason)
+
+
+def decompose_pair(rows: list[Row], before: str, after: str) -> list[Change]:
+    """Per task that both MODEL[@STEP] specs were run on, the split accuracy change."""
+    a, b = _reference_rows(rows, before, "--decompose"), _reference_rows(rows, after, "--decompose")
+    changes = []
+    for task in sorted(set(a) & set(b)):
+        d = _decompose(a[task], b[task])
+        reason = ""
+        if d is None:
+            lacking = [r.label for r in (a[task], b[task]) if r.classes is None or not r.classes.n]
+            reason = (
+                f"no per-class counts for {', '.join(lacking)} (needs a samples file, or a results file "
+                "with rtc_<class>_correct, written by rtc tasks since the diagnostics release)"
+            )
+        changes.append(Change(task, a[task], b[task], d, reason))
+    if not changes:
+        raise InputError(f"--decompose {before} {after}: the two models share no task")
+    return changes
 
 
 def _sort_value(row: Row | None, column: str) -> object:

@@ -20,6 +20,7 @@ from typing import Any
 
 from rtc_metrics.compare.intervals import count_estimate, rate_estimate
 from rtc_metrics.compare.rows import METRICS, MISSING, Estimate, Row, clean, split_checkpoint
+from rtc_metrics.decompose import ClassCounts
 from rtc_metrics.formats import TraceFormat, get_format
 from rtc_metrics.io import InputError, iter_jsonl
 from rtc_metrics.parsing import parse_trace
@@ -42,9 +43,13 @@ _SAMPLES_NAME = re.compile(rf"^samples_(?P<task>.+)_(?P<date>{DATE_ID})\.jsonl$"
 _DATED_JSON = re.compile(rf"^(?P<stem>.+)_(?P<date>{DATE_ID})\.json$")
 
 #: Keys that are not the task's answer metric (structural, plugin-internal, bookkeeping).
-_NOT_ANSWER = frozenset({"vr", "er", "tr", "mr", "ir", "rpass@1", "answer_rate", "acc_invalid", "bypass"})
+_NOT_ANSWER = frozenset(
+    {"vr", "er", "tr", "mr", "ir", "rpass@1", "answer_rate", "acc_invalid", "bypass", "budget_hit"}
+)
 #: Preferred answer metrics when a task reports several.
 _ANSWER_PREFERENCE = ("pass@1", "exact_match", "acc", "acc_norm", "pass_at_1", "em", "f1")
+#: Structural class -> its rate key.
+_CLASS_RATES = {"valid": "vr", "empty": "er", "truncated": "tr", "missing": "mr"}
 #: Bookkeeping keys in ``results[task]`` that are not metrics.
 _ENTRY_INFO = frozenset({"name", "alias", "sample_len", "sample_count", " ", ""})
 
@@ -213,6 +218,7 @@ def rows_from_results(path: Path, data: dict[str, Any], opts: LoadOptions, notes
                 date=date,
                 model_name=model_name,
                 answer_metric=None if answer is None else f"{answer},{filt}",
+                classes=_classes_from_results(metrics, n, data, task, opts),
             )
         )
     if no_structure:
@@ -221,6 +227,25 @@ def rows_from_results(path: Path, data: dict[str, Any], opts: LoadOptions, notes
             "shown as '–' (was the run made with the rtc tasks?)"
         )
     return rows
+
+
+def _classes_from_results(
+    metrics: dict[str, Any], n: int | None, data: dict[str, Any], task: str, opts: LoadOptions
+) -> ClassCounts | None:
+    """Per-class counts from the rates and RTCTask's ``rtc_<class>_correct`` means, when all exist.
+
+    Those means use the task's own answer metric; with ``--metric`` naming another one the
+    counts would not match the shown pass@1, so none are given.
+    """
+    meta = (((data.get("configs") or {}).get(task) or {}).get("metadata")) or {}
+    own = meta.get("rtc_answer_metric_resolved") if isinstance(meta, dict) else None
+    if not n or (opts.metric is not None and opts.metric != own):
+        return None
+    rates = {c: clean(metrics.get(key, (None,))[0]) for c, key in _CLASS_RATES.items()}
+    correct = {c: clean(metrics.get(f"rtc_{c}_correct", (None,))[0]) for c in _CLASS_RATES}
+    if any(v is None for v in (*rates.values(), *correct.values())):
+        return None
+    return ClassCounts({c: v * n for c, v in rates.items()}, {c: v * n for c, v in correct.items()})  # type: ignore[operator]
 
 
 def find_sibling_results(samples_path: Path) -> Path | None:
@@ -363,6 +388,7 @@ def rows_from_samples(path: Path, opts: LoadOptions, notes: list[str]) -> list[R
         date=date,
         model_name=model_name,
         answer_metric=None if answer is None else f"{answer},{filt}",
+        classes=ClassCounts.from_summary(summary) if summary.n_scored else None,
     )
     if results is not None:
         _check_against_results(row, results, sibling, filt, notes)  # type: ignore[arg-type]

@@ -5,6 +5,10 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rtc_metrics.decompose import ClassCounts, Decomposition
 
 __all__ = ["LABELS", "METRICS", "STRATEGIES", "Collapse", "Estimate", "Row", "split_checkpoint"]
 
@@ -91,6 +95,11 @@ class Row:
     strategy: str | None = None
     #: Set by the leaderboard when a reference row is chosen.
     collapse: Collapse | None = None
+    #: Scored generations and correct answers per structural class (for the accuracy-change
+    #: decomposition); None when the input lacks them.
+    classes: ClassCounts | None = None
+    #: The accuracy change against the reference row, split (set by the leaderboard).
+    decomposition: Decomposition | None = None
     #: Load order, to break date ties (later input wins).
     order: int = field(default=0, compare=False)
 

@@ -78,6 +78,7 @@ def row_record(row: Row) -> dict[str, Any]:
             "reference": None if c is None else c.reference,
             "vr_drop": None if c is None or c.is_reference else c.drop,
             "vr_drop_ci": None if c is None or c.drop_low is None else [c.drop_low, c.drop_high],
+            "acc_change": None if row.decomposition is None else row.decomposition.as_dict(),
             "model_name": row.model_name,
             "kind": row.kind,
             "source": row.source,
@@ -167,6 +168,14 @@ def markdown(board: Leaderboard) -> str:
                 text = collapse_text(row)
                 cells.append(f"**{text}**" if text.startswith("COLLAPSE") else text)
         out.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
+    changes = [r for r in board.rows if r.decomposition is not None and r.collapse is not None]
+    if changes:
+        out += ["", "Accuracy change vs the reference (structural + conditional, 95% bootstrap intervals):", ""]
+        out += [
+            f"- {_md_escape(r.task)}: {_md_escape(r.collapse.reference)} → {_md_escape(r.label)}: "  # type: ignore[union-attr]
+            f"{_md_escape(r.decomposition.sentence())}"  # type: ignore[union-attr]
+            for r in changes
+        ]
     if board.notes:
         out += ["", "Notes:", ""] + [f"- {_md_escape(n)}" for n in board.notes]
     return "\n".join(out) + "\n"
@@ -211,6 +220,13 @@ def rich_table(board: Leaderboard) -> Group:
                 )
             table.add_row(*cells)
         tables.append(table)
+    changes = [
+        f"{r.task}: {r.collapse.reference} → {r.label}: {r.decomposition.sentence()}"
+        for r in board.rows
+        if r.decomposition is not None and r.collapse is not None
+    ]
+    if changes:
+        tables.append(Text("accuracy change vs the reference (structural + conditional):\n" + "\n".join(changes)))
     if board.notes:
         tables.append(Text("\n".join(f"note: {n}" for n in board.notes), style="yellow"))
     return Group(*tables)

@@ -16,6 +16,7 @@ from typing import Any
 
 from rtc_metrics.formats import TraceFormat
 from rtc_metrics.io import InputError, iter_jsonl
+from rtc_metrics.mask_audit import audit_many
 from rtc_metrics.masking import EncodingError, MaskSpec, encode_many
 
 __all__ = ["EncodedData", "HeldOut", "Record", "encode_records", "load_records", "split_holdout"]
@@ -175,6 +176,8 @@ def encode_records(
         batch = records[start : start + chunk]
         try:
             encoded = encode_many([r.messages for r in batch], tokenizer, spec, fmt, template_kwargs)
+            # Before any training: refuse labels that would teach the wrong thing.
+            audit_many(encoded, [r.messages for r in batch], tokenizer, template_kwargs)
         except EncodingError as exc:
             where = batch[exc.index].where if exc.index is not None else f"records {start}+"
             message = str(exc).split(": ", 1)[1] if exc.index is not None else str(exc)
