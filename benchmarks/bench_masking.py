@@ -28,6 +28,7 @@ from sft_support import SHARED, TOKENIZER_SPECS, make_tokenizer  # noqa: E402
 
 from rtc_metrics.io import iter_jsonl  # noqa: E402
 from rtc_metrics.masking import IGNORE_INDEX, encode_example, encode_many  # noqa: E402
+from rtc_metrics.token_offsets import encode_texts  # noqa: E402
 
 
 def records(n: int, seed: int = 0) -> list[list[dict[str, str]]]:
@@ -77,11 +78,20 @@ def main() -> int:
     t_one, _ = best_of(args.repeat, lambda: [encode_example(c, tok, "mask") for c in chats])
     t_many, ours = best_of(args.repeat, lambda: encode_many(chats, tok, "mask"))
 
+    # Tokenization alone, as each side does it (ThinkPack: one tokenizer call with offsets
+    # per record; rtc: one batch), on rtc's texts: the floor under both label builders.
+    texts = [enc.layout.text for enc in ours]
+    t_tok_tp, _ = best_of(args.repeat, lambda: [
+        tok(t, add_special_tokens=False, return_offsets_mapping=True) for t in texts])
+    t_tok_ours, _ = best_of(args.repeat, lambda: encode_texts(tok.backend_tokenizer, texts))
+
     n = len(chats)
     print(f"template {args.template}, {n} records, strategy mask, best of {args.repeat}")
     print(f"  thinkpack.apply_mask       {n / t_tp:9.0f} records/s")
     print(f"  rtc encode_example (loop)  {n / t_one:9.0f} records/s   x{t_tp / t_one:.2f} vs thinkpack")
     print(f"  rtc encode_many (batch)    {n / t_many:9.0f} records/s   x{t_tp / t_many:.2f} vs thinkpack")
+    print(f"  tokenization only: thinkpack-style {n / t_tok_tp:9.0f} records/s, rtc {n / t_tok_ours:9.0f} "
+          f"records/s ({100 * t_tok_ours / t_many:.0f}% of encode_many's time)")
 
     same_text = agree_tokens = shared_tokens = disagree_records = 0
     first = None
