@@ -5,8 +5,8 @@ positions (section boundaries). ``Tokenizer.encode_batch`` computes full ``Encod
 objects (offsets, word ids, masks...) for that; ``encode_batch_fast`` returns the same ids
 without offsets and costs about a third less. For a byte-level BPE tokenizer (GPT-2,
 Qwen, Llama 3, DeepSeek, OLMo, gpt-oss) every token stands for a fixed byte string, so
-the offsets follow from the ids: token ``k`` covers characters ``[ends[k-1], ends[k])``,
-``ends`` being the running sum of the tokens' lengths in characters.
+the offsets follow from the ids: token ``k`` covers bytes ``[ends[k-1], ends[k])``,
+``ends`` being the running sum of the tokens' byte lengths.
 
 Used only where it is provably the same as the tokenizer's own offsets:
 
@@ -14,9 +14,9 @@ Used only where it is provably the same as the tokenizer's own offsets:
   (added tokens: their content), and on probe texts (spaces, newlines, markers) these
   offsets equal ``encode``'s (a post-processor that trims offsets fails this);
 - per text: the token byte strings joined give back exactly the text's UTF-8 bytes (no
-  normalizer, prefix space or whitespace-eating added token changed it), and every token
-  is whole characters (a token holding part of a multi-byte character, whose offsets
-  the tokenizer widens to the whole character, sends the text to ``encode_batch``).
+  normalizer, prefix space or whitespace-eating added token changed it). Byte positions
+  become character positions as the tokenizer does it: a token holding part of a
+  multi-byte character covers the whole character.
 
 Other texts and tokenizers use ``encode_batch``; either way ids are the tokenizer's own.
 """
@@ -43,25 +43,32 @@ _PROBES = (
 class ByteOffsets:
     """Offsets of one text's tokens, answering what masking asks of an ``Encoding``."""
 
-    __slots__ = ("ends",)
+    __slots__ = ("ends", "starts")
 
-    def __init__(self, ends: list[int]) -> None:
-        #: ``ends[k]``: the character position where token ``k`` ends.
+    def __init__(self, ends: list[int], starts: list[int] | None = None) -> None:
+        #: ``ends[k]``: the character position where token ``k`` ends (non-decreasing).
         self.ends = ends
+        #: ``starts[k]``, or None when every token starts where the previous one ended.
+        self.starts = starts
 
     def char_to_token(self, pos: int) -> int | None:
-        """The token covering character ``pos`` (tokens tile the text: no gaps)."""
+        """The first token covering character ``pos`` (as ``Encoding.char_to_token``)."""
         i = bisect.bisect_right(self.ends, pos)
         return i if pos >= 0 and i < len(self.ends) else None
 
     @property
     def offsets(self) -> list[tuple[int, int]]:
         """``(start, end)`` per token, as ``Encoding.offsets``."""
-        return list(zip([0, *self.ends], self.ends, strict=False))  # starts: one longer
+        starts = self.starts if self.starts is not None else [0, *self.ends]  # zip stops at ends
+        return list(zip(starts, self.ends, strict=False))
+
+
+#: 1 for a byte that starts a UTF-8 character, 0 for a continuation byte (0b10xxxxxx).
+_LEAD = [0 if 0x80 <= b < 0xC0 else 1 for b in range(256)]
 
 
 class _ByteTable:
-    """Byte string and length in characters of every token id of one tokenizer."""
+    """Byte string and byte length of every token id of one tokenizer."""
 
     def __init__(self, backend: Any) -> None:
         from transformers.convert_slow_tokenizer import bytes_to_unicode
@@ -78,43 +85,29 @@ class _ByteTable:
             if i < len(table):
                 table[i] = added.content.encode("utf-8")
         self.table = table
-        # A token that is not whole UTF-8 characters gets a length no text can add up to.
-        self.lengths = [_char_len(b) for b in table]
+        self.lengths = [len(b) if b is not None else 0 for b in table]
 
     def offsets(self, text: str, ids: list[int]) -> ByteOffsets | None:
         """Offsets from the token bytes, or None when they do not spell ``text`` exactly."""
-        if len(ids) < 2:  # itemgetter returns a bare item for one index
-            return self._offsets_short(text, ids)
-        # itemgetter builds the tuple in C: a third of the cost of map(__getitem__).
-        pick = itemgetter(*ids)
+        data = text.encode("utf-8")
+        # itemgetter builds the tuple in C (a third of the cost of map(__getitem__)); it
+        # returns a bare item for one index, hence the generator for short lists.
+        pick = itemgetter(*ids) if len(ids) > 1 else (lambda seq: tuple(seq[i] for i in ids))
         try:
-            if b"".join(pick(self.table)) != text.encode("utf-8"):
+            if b"".join(pick(self.table)) != data:
                 return None
         except (TypeError, IndexError):  # an id without a byte string
             return None
-        ends = list(accumulate(pick(self.lengths)))
-        # The bytes match, so the lengths add up to len(text) unless a token split a character.
-        return ByteOffsets(ends) if ends[-1] == len(text) else None
-
-    def _offsets_short(self, text: str, ids: list[int]) -> ByteOffsets | None:
-        if not ids:
-            return ByteOffsets([]) if not text else None
-        i = ids[0]
-        if 0 <= i < len(self.table) and self.table[i] == text.encode("utf-8") and self.lengths[i] == len(text):
-            return ByteOffsets([len(text)])
-        return None
-
-
-_SPLIT = -(1 << 40)
-
-
-def _char_len(token: bytes | None) -> int:
-    if token is None:
-        return _SPLIT
-    try:
-        return len(token.decode("utf-8"))
-    except UnicodeDecodeError:
-        return _SPLIT
+        byte_ends = list(accumulate(pick(self.lengths)))
+        if len(data) == len(text):  # ASCII: bytes are characters
+            return ByteOffsets(byte_ends)
+        # lead[p]: characters starting in data[:p + 1]. A token ends after the character
+        # holding its last byte and starts at the character holding its first byte, so a
+        # character split between tokens is in both (as the tokenizer reports it).
+        lead = list(accumulate(map(_LEAD.__getitem__, data)))
+        ends = [lead[e - 1] for e in byte_ends]
+        starts = [lead[s] - 1 for s in (0, *byte_ends[:-1])]
+        return ByteOffsets(ends, starts)
 
 
 #: Per backend tokenizer (kept alive with it so ids are not reused): its table, or None

@@ -193,9 +193,9 @@ def _check_offsets(backend, texts):
 def test_byte_offsets_equal_tokenizer_offsets(name):
     rng = random.Random(3)
     texts = [_content(rng) + rng.choice(["", "", "’", " é"]) for _ in range(200)] + ["", "a", "<think>", "’"]
-    # These tiny vocabularies split multi-byte characters (the tokenizer then widens the
-    # offsets to the whole character): such texts keep the tokenizer's own offsets.
-    assert _check_offsets(make_tokenizer(name).backend_tokenizer, texts) >= sum(t.isascii() for t in texts)
+    # These tiny vocabularies split multi-byte characters; the tokenizer then widens both
+    # tokens' offsets to the whole character, and so do the derived offsets.
+    assert _check_offsets(make_tokenizer(name).backend_tokenizer, texts) == len(texts)
 
 
 def test_byte_offsets_with_whole_multibyte_tokens():
@@ -207,9 +207,9 @@ def test_byte_offsets_with_whole_multibyte_tokens():
     trainer = trainers.BpeTrainer(vocab_size=600, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False, special_tokens=["<|x|>"])
     tok.train_from_iterator(["café — it’s ½ 数学 naïve ok 😀"] * 50, trainer)
-    # Whole-character tokens (café, —, ’) take derived offsets; split ones (😀, 数) do not.
-    texts = ["café — it’s", "it’s café<|x|>café — it’s", "naïve 数学 ½<|x|>ok", "😀 café", "数", "zebra ’"]
-    assert _check_offsets(tok, texts) >= 2
+    # Whole-character tokens (café, —, ’) and split ones (😀, 数) next to an added token.
+    texts = ["café — it’s", "it’s café<|x|>café — it’s", "naïve 数学 ½<|x|>ok", "😀 café", "数", "zebra ’<|x|>"]
+    assert _check_offsets(tok, texts) == len(texts)
 
 
 def test_trimmed_offsets_disable_byte_offsets():
