@@ -48,13 +48,16 @@ def records(n: int, seed: int = 0) -> list[list[dict[str, str]]]:
     return chats
 
 
-def best_of(repeat: int, fn) -> tuple[float, object]:
-    best, out = float("inf"), None
+def best_of(repeat: int, fns: dict) -> dict:
+    """``{name: (best seconds, last result)}``; the contenders take turns in each round, so
+    a load change on the machine hits all of them alike."""
+    best = {name: (float("inf"), None) for name in fns}
     for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            out = fn()
+            best[name] = (min(best[name][0], time.perf_counter() - start), out)
+    return best
 
 
 def main() -> int:
@@ -74,19 +77,21 @@ def main() -> int:
     encode_example(chats[0], tok, "mask")  # warm caches (template compile, probe, detection)
     thinkpack.apply_mask(chats[:1], tok, masked=thinkpack.MaskType.THINK)
 
-    t_tp, ds = best_of(args.repeat, lambda: thinkpack.apply_mask(chats, tok, masked=thinkpack.MaskType.THINK))
-    t_one, _ = best_of(args.repeat, lambda: [encode_example(c, tok, "mask") for c in chats])
-    t_many, ours = best_of(args.repeat, lambda: encode_many(chats, tok, "mask"))
-
-    # Tokenization alone, as each side does it (ThinkPack: one tokenizer call with offsets
-    # per record; rtc: one batch), on rtc's texts: the floor under both label builders.
-    texts = [enc.layout.text for enc in ours]
-    t_tok_tp, _ = best_of(args.repeat, lambda: [
-        tok(t, add_special_tokens=False, return_offsets_mapping=True) for t in texts])
-    t_tok_ours, _ = best_of(args.repeat, lambda: encode_texts(tok.backend_tokenizer, texts))
+    texts = [enc.layout.text for enc in encode_many(chats, tok, "mask")]
+    runs = best_of(args.repeat, {
+        "thinkpack": lambda: thinkpack.apply_mask(chats, tok, masked=thinkpack.MaskType.THINK),
+        "one": lambda: [encode_example(c, tok, "mask") for c in chats],
+        "many": lambda: encode_many(chats, tok, "mask"),
+        # Tokenization alone, as each side does it (ThinkPack: one tokenizer call with
+        # offsets per record; rtc: one batch), on rtc's texts: the floor under both.
+        "tok_thinkpack": lambda: [tok(t, add_special_tokens=False, return_offsets_mapping=True) for t in texts],
+        "tok_rtc": lambda: encode_texts(tok.backend_tokenizer, texts),
+    })
+    (t_tp, ds), (t_one, _), (t_many, ours) = runs["thinkpack"], runs["one"], runs["many"]
+    t_tok_tp, t_tok_ours = runs["tok_thinkpack"][0], runs["tok_rtc"][0]
 
     n = len(chats)
-    print(f"template {args.template}, {n} records, strategy mask, best of {args.repeat}")
+    print(f"template {args.template}, {n} records, strategy mask, best of {args.repeat} interleaved rounds")
     print(f"  thinkpack.apply_mask       {n / t_tp:9.0f} records/s")
     print(f"  rtc encode_example (loop)  {n / t_one:9.0f} records/s   x{t_tp / t_one:.2f} vs thinkpack")
     print(f"  rtc encode_many (batch)    {n / t_many:9.0f} records/s   x{t_tp / t_many:.2f} vs thinkpack")
