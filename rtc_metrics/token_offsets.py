@@ -86,6 +86,9 @@ class _ByteTable:
                 table[i] = added.content.encode("utf-8")
         self.table = table
         self.lengths = [len(b) if b is not None else 0 for b in table]
+        # Length in characters; a token that is not whole UTF-8 characters gets one that
+        # no text adds up to, which sends its text to the byte-to-character mapping.
+        self.char_lengths = [_char_len(b) for b in table]
 
     def offsets(self, text: str, ids: list[int]) -> ByteOffsets | None:
         """Offsets from the token bytes, or None when they do not spell ``text`` exactly."""
@@ -98,9 +101,10 @@ class _ByteTable:
                 return None
         except (TypeError, IndexError):  # an id without a byte string
             return None
+        ends = list(accumulate(pick(self.char_lengths)))
+        if not ends or ends[-1] == len(text):  # whole characters in every token
+            return ByteOffsets(ends)
         byte_ends = list(accumulate(pick(self.lengths)))
-        if len(data) == len(text):  # ASCII: bytes are characters
-            return ByteOffsets(byte_ends)
         # lead[p]: characters starting in data[:p + 1]. A token ends after the character
         # holding its last byte and starts at the character holding its first byte, so a
         # character split between tokens is in both (as the tokenizer reports it).
@@ -108,6 +112,16 @@ class _ByteTable:
         ends = [lead[e - 1] for e in byte_ends]
         starts = [lead[s] - 1 for s in (0, *byte_ends[:-1])]
         return ByteOffsets(ends, starts)
+
+
+_SPLIT = -(1 << 40)
+
+
+def _char_len(token: bytes | None) -> int:
+    try:
+        return len(token.decode("utf-8")) if token is not None else 0
+    except UnicodeDecodeError:
+        return _SPLIT
 
 
 #: Per backend tokenizer (kept alive with it so ids are not reused): its table, or None
