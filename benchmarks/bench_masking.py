@@ -28,6 +28,7 @@ from sft_support import SHARED, TOKENIZER_SPECS, make_tokenizer  # noqa: E402
 
 from rtc_metrics.io import iter_jsonl  # noqa: E402
 from rtc_metrics.masking import IGNORE_INDEX, encode_example, encode_many  # noqa: E402
+from rtc_metrics.token_offsets import encode_texts  # noqa: E402
 
 
 def records(n: int, seed: int = 0) -> list[list[dict[str, str]]]:
@@ -47,13 +48,16 @@ def records(n: int, seed: int = 0) -> list[list[dict[str, str]]]:
     return chats
 
 
-def best_of(repeat: int, fn) -> tuple[float, object]:
-    best, out = float("inf"), None
+def best_of(repeat: int, fns: dict) -> dict:
+    """``{name: (best seconds, last result)}``; the contenders take turns in each round, so
+    a load change on the machine hits all of them alike."""
+    best = {name: (float("inf"), None) for name in fns}
     for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            out = fn()
+            best[name] = (min(best[name][0], time.perf_counter() - start), out)
+    return best
 
 
 def main() -> int:
@@ -73,15 +77,26 @@ def main() -> int:
     encode_example(chats[0], tok, "mask")  # warm caches (template compile, probe, detection)
     thinkpack.apply_mask(chats[:1], tok, masked=thinkpack.MaskType.THINK)
 
-    t_tp, ds = best_of(args.repeat, lambda: thinkpack.apply_mask(chats, tok, masked=thinkpack.MaskType.THINK))
-    t_one, _ = best_of(args.repeat, lambda: [encode_example(c, tok, "mask") for c in chats])
-    t_many, ours = best_of(args.repeat, lambda: encode_many(chats, tok, "mask"))
+    texts = [enc.layout.text for enc in encode_many(chats, tok, "mask")]
+    runs = best_of(args.repeat, {
+        "thinkpack": lambda: thinkpack.apply_mask(chats, tok, masked=thinkpack.MaskType.THINK),
+        "one": lambda: [encode_example(c, tok, "mask") for c in chats],
+        "many": lambda: encode_many(chats, tok, "mask"),
+        # Tokenization alone, as each side does it (ThinkPack: one tokenizer call with
+        # offsets per record; rtc: one batch), on rtc's texts: the floor under both.
+        "tok_thinkpack": lambda: [tok(t, add_special_tokens=False, return_offsets_mapping=True) for t in texts],
+        "tok_rtc": lambda: encode_texts(tok.backend_tokenizer, texts),
+    })
+    (t_tp, ds), (t_one, _), (t_many, ours) = runs["thinkpack"], runs["one"], runs["many"]
+    t_tok_tp, t_tok_ours = runs["tok_thinkpack"][0], runs["tok_rtc"][0]
 
     n = len(chats)
-    print(f"template {args.template}, {n} records, strategy mask, best of {args.repeat}")
+    print(f"template {args.template}, {n} records, strategy mask, best of {args.repeat} interleaved rounds")
     print(f"  thinkpack.apply_mask       {n / t_tp:9.0f} records/s")
     print(f"  rtc encode_example (loop)  {n / t_one:9.0f} records/s   x{t_tp / t_one:.2f} vs thinkpack")
     print(f"  rtc encode_many (batch)    {n / t_many:9.0f} records/s   x{t_tp / t_many:.2f} vs thinkpack")
+    print(f"  tokenization only: thinkpack-style {n / t_tok_tp:9.0f} records/s, rtc {n / t_tok_ours:9.0f} "
+          f"records/s ({100 * t_tok_ours / t_many:.0f}% of encode_many's time)")
 
     same_text = agree_tokens = shared_tokens = disagree_records = 0
     first = None

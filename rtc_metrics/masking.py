@@ -36,6 +36,8 @@ from typing import Any
 
 from rtc_metrics.formats import TraceFormat, get_format
 from rtc_metrics.parsing import _delimiters
+from rtc_metrics.render_cache import SkeletonCache
+from rtc_metrics.token_offsets import encode_texts
 
 __all__ = [
     "EXTRA_PRESETS",
@@ -219,7 +221,8 @@ class Encoded:
     input_ids: list[int]
     #: ``input_ids`` with masked positions set to :data:`IGNORE_INDEX`.
     labels: list[int]
-    #: The tokenizer's encoding of ``layout.text`` (a ``tokenizers.Encoding``).
+    #: The tokens of ``layout.text``: a ``tokenizers.Encoding``, or for byte-level BPE a
+    #: :class:`~rtc_metrics.token_offsets.ByteOffsets` (``char_to_token``, ``offsets``).
     encoding: Any
     layout: Layout
     spec: MaskSpec
@@ -279,6 +282,8 @@ class _Renderer:
     answer_header: str | None = None
     #: What the template writes after the final answer (end of turn), from the probe.
     answer_suffix: str | None = None
+    #: Verified renders per turn structure, so most records skip the template (render_cache).
+    skeletons: SkeletonCache = field(default_factory=SkeletonCache, compare=False, repr=False)
 
     @classmethod
     def for_tokenizer(cls, tokenizer: Any, template_kwargs: Mapping[str, Any] | None) -> _Renderer:
@@ -599,7 +604,7 @@ def encode_many(
             answers.append(_check_messages(messages, fmt))
         except EncodingError as exc:
             raise EncodingError(f"record {i}: {exc}", index=i) from None
-    fulls = _render_all(renderer, chats, False)
+    fulls = _render_cached(renderer, chats, False)
     positions: list[int] = []
     prompts: list[str | None] = []
     for i, (full, answer) in enumerate(zip(fulls, answers, strict=True)):
@@ -611,7 +616,7 @@ def encode_many(
     # Render the generation prompt only where it could not be cut from the full render.
     missing = [i for i, p in enumerate(prompts) if p is None]
     if missing:
-        rendered = _render_all(renderer, [chats[i][:-1] for i in missing], True)
+        rendered = _render_cached(renderer, [chats[i][:-1] for i in missing], True)
         for i, prompt in zip(missing, rendered, strict=True):
             prompts[i] = prompt
     layouts = []
@@ -620,13 +625,10 @@ def encode_many(
             layouts.append(_layout(prompt, full, pos, fmt, spec.inject_trace, renderer.generation_tail))
         except EncodingError as exc:
             raise EncodingError(f"record {i}: {exc}", index=i) from None
-    texts = [lay.text for lay in layouts]
-    # One text: a plain encode skips the batch machinery; many: tokenized in parallel.
-    encodings = ([backend.encode(texts[0], add_special_tokens=False)] if len(texts) == 1
-                 else backend.encode_batch(texts, add_special_tokens=False))
+    # Tokenized in one parallel batch (offsets derived from token bytes where exact).
+    encodings = encode_texts(backend, [lay.text for lay in layouts])
     out = []
-    for layout, enc in zip(layouts, encodings, strict=True):
-        ids = enc.ids
+    for layout, (ids, enc) in zip(layouts, encodings, strict=True):
         spans = layout.section_spans()
         masked = [spans[s] for s in spec.masked if s in spans]
         if Section.CLOSE in spec.masked and layout.close_span is not None:
@@ -636,6 +638,20 @@ def encode_many(
         boundaries = sorted(b for b in cuts if 0 < b < len(layout.text))
         out.append(Encoded(ids, _labels(ids, enc, masked), enc, layout, spec, _straddled(enc, boundaries)))
     return out
+
+
+def _render_cached(renderer: _Renderer, chats: Sequence[Sequence[Mapping[str, Any]]], gen: bool) -> list[str]:
+    """Like :func:`_render_all`, filling verified skeletons where safe (see render_cache)."""
+    texts = renderer.skeletons.fill(renderer.render, renderer.template, renderer.kwargs, chats, gen)
+    slow = [i for i, text in enumerate(texts) if text is None]
+    if slow:
+        try:
+            rendered = renderer.render([chats[i] for i in slow], gen)
+        except Exception:  # let _render_all find and name the failing chat by its index
+            return _render_all(renderer, chats, gen)
+        for i, text in zip(slow, rendered, strict=True):
+            texts[i] = text
+    return texts  # type: ignore[return-value]  # every None was filled above
 
 
 def _render_all(renderer: _Renderer, chats: Sequence[Sequence[Mapping[str, Any]]], gen: bool) -> list[str]:
