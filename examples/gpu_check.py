@@ -2,6 +2,9 @@
 
     python examples/gpu_check.py [--out DIR] [--docs 512] [--batch-size 64] [--skip-vllm]
 
+``--device cpu --dtype float32`` runs the same checks without a GPU (a dry run of the script
+itself; tests/test_gpu_check.py does that).
+
 Offline: builds the tiny Qwen3 model (examples/tiny_qwen3.py), whose greedy output is known for
 every prompt, writes a local generate_until task (examples/lmeval_local_task.py), and runs it with
 lm-eval's ``hf`` backend (``device=cuda``, ``dtype=bfloat16``, batched) and, when vLLM is
@@ -77,35 +80,41 @@ def _evaluate(lm, task_yaml: Path) -> tuple[dict, float]:
     return out, time.perf_counter() - start
 
 
-def run_hf(model: Path, task_yaml: Path, task: str, rows: list[dict], batch_size: int, failures: list[str]):
+def run_hf(model: Path, task_yaml: Path, task: str, rows: list[dict], opts: argparse.Namespace,
+           failures: list[str]) -> dict:  # fmt: skip
     import torch
     from lm_eval.api.registry import get_model
 
-    args = {"pretrained": str(model), "device": "cuda", "dtype": "bfloat16", "batch_size": batch_size}
-    lm = get_model("hf").create_from_arg_obj(args)
+    lm = get_model("hf").create_from_arg_obj(
+        {"pretrained": str(model), "device": opts.device, "dtype": opts.dtype, "batch_size": opts.batch_size}
+    )
     param = next(lm.model.parameters())
-    if param.device.type != "cuda" or param.dtype != torch.bfloat16:
-        failures.append(f"hf: weights on {param.device} in {param.dtype}, expected cuda bfloat16")
+    if param.device.type != opts.device or param.dtype != getattr(torch, opts.dtype):
+        failures.append(f"hf: weights on {param.device} in {param.dtype}; want {opts.device} {opts.dtype}")
     _evaluate(lm, task_yaml)  # warm-up (CUDA context, kernels); the timed run follows
     out, wall = _evaluate(lm, task_yaml)
     result = _check_run("hf", out, task, rows, failures)
     tokens = sum(len(lm.tok_encode(s["resps"][0][0])) for s in out["samples"][task])
-    result.update(wall_s=wall, generated_tokens=tokens, tokens_per_s=tokens / wall, batch_size=batch_size)
-    result.update(device=str(param.device), dtype=str(param.dtype), gpu=torch.cuda.get_device_name(0))
-    del lm
-    torch.cuda.empty_cache()
+    result.update(wall_s=wall, generated_tokens=tokens, tokens_per_s=tokens / wall)
+    result.update(device=str(param.device), dtype=str(param.dtype), batch_size=opts.batch_size)
+    if opts.device == "cuda":
+        result["gpu"] = torch.cuda.get_device_name(0)
+        del lm
+        torch.cuda.empty_cache()  # leave the GPU memory to vLLM
     return result
 
 
-def run_vllm(model: Path, task_yaml: Path, task: str, rows: list[dict], failures: list[str]):
+def run_vllm(model: Path, task_yaml: Path, task: str, rows: list[dict], opts: argparse.Namespace,
+             failures: list[str]) -> dict:  # fmt: skip
     from lm_eval.api.registry import get_model
 
-    args = {"pretrained": str(model), "dtype": "bfloat16", "max_model_len": 1024,
-            "gpu_memory_utilization": 0.4, "batch_size": "auto"}  # fmt: skip
+    args = {"pretrained": str(model), "dtype": opts.dtype, "max_model_len": 1024, "batch_size": "auto"}
+    if opts.device == "cuda":
+        args["gpu_memory_utilization"] = 0.4
     lm = get_model("vllm").create_from_arg_obj(args)
     dtype = str(lm.model.llm_engine.model_config.dtype)
-    if dtype != "torch.bfloat16":
-        failures.append(f"vllm: engine dtype {dtype}, expected torch.bfloat16")
+    if dtype != f"torch.{opts.dtype}":
+        failures.append(f"vllm: engine dtype {dtype}, expected torch.{opts.dtype}")
     _evaluate(lm, task_yaml)
     out, wall = _evaluate(lm, task_yaml)
     result = _check_run("vllm", out, task, rows, failures)
@@ -120,17 +129,20 @@ def main() -> int:
     parser.add_argument("--docs", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--skip-vllm", action="store_true")
+    parser.add_argument("--device", default="cuda", help="cpu for a dry run of the script without a GPU")
+    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
     import torch
 
-    if not torch.cuda.is_available():
+    if args.device == "cuda" and not torch.cuda.is_available():
         print(f"gpu_check: torch {torch.__version__} sees no CUDA device; run this on the GPU machine.")
         return 2
     failures: list[str] = []
-    report: dict = {"torch": torch.__version__, "cuda": torch.version.cuda, "docs": args.docs}
+    report: dict = {"torch": torch.__version__, "cuda": torch.version.cuda, "docs": args.docs,
+                    "device": args.device, "dtype": args.dtype}  # fmt: skip
     rows = _rows(args.docs)
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
@@ -140,14 +152,15 @@ def main() -> int:
         # vLLM keeps special tokens, so it gets the special-token model.
         hf_model = build(tmp_path / "tiny_nonspecial", special=False)
         try:
-            report["hf"] = run_hf(hf_model, task_yaml, task, rows, args.batch_size, failures)
+            report["hf"] = run_hf(hf_model, task_yaml, task, rows, args, failures)
         except Exception as e:  # report and go on to vLLM: one summary with every failure
             failures.append(f"hf: {type(e).__name__}: {e}")
         if args.skip_vllm or find_spec("vllm") is None:
             report["vllm"] = "skipped (not installed)" if not args.skip_vllm else "skipped (--skip-vllm)"
         else:
             try:
-                report["vllm"] = run_vllm(build(tmp_path / "tiny_special"), task_yaml, task, rows, failures)
+                vllm_model = build(tmp_path / "tiny_special")
+                report["vllm"] = run_vllm(vllm_model, task_yaml, task, rows, args, failures)
             except Exception as e:
                 failures.append(f"vllm: {type(e).__name__}: {e}")
     report["failures"] = failures

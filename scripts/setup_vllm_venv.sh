@@ -29,7 +29,7 @@ REPO="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="${1:-${VLLM_VENV:-$REPO/.venv-vllm}}"
 PYTHON="${PYTHON:-python3}"
 STAMP="$VENV/.rtc-vllm-ready"
-WANT="$TORCH_PIN $VLLM_PIN $LMEVAL_PIN"
+WANT="$TORCH_PIN $VLLM_PIN $LMEVAL_PIN $REPO"
 
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]]; then
     echo "setup_vllm_venv: $VENV is ready ($WANT)"

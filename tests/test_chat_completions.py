@@ -247,6 +247,9 @@ def test_raw_from_logprobs_cuts_stop_strings_and_refuses_partial_listings():
     choice = {"message": {"content": "<think>a</think> 42"}, "finish_reason": "stop", "stop_reason": "\nQ:",
               "logprobs": _logprobs("<think>", "a", "</think>", " 42", "\nQ", ":")}  # fmt: skip
     assert raw_from_logprobs(choice) == "<think>a</think> 42"
+    trailing = {"message": {"content": "<think>a</think> 42\n"}, "finish_reason": "length",
+                "logprobs": _logprobs("<think>", "a", "</think>", " 42", "\n")}  # fmt: skip
+    assert raw_from_logprobs(trailing) == "<think>a</think> 42\n"
     # OpenAI lists only answer tokens: the reasoning is not in there, so the fields are used.
     answer_only = {"message": {"reasoning": "a", "content": " 42"}, "finish_reason": "length",
                    "logprobs": _logprobs(" 42")}  # fmt: skip

@@ -114,7 +114,7 @@ def raw_from_logprobs(choice: dict[str, Any]) -> str | None:
     message = choice.get("message") or {}
     reasoning, _ = _reasoning_of(message)
     content = message.get("content")
-    if (content and not text.endswith(content.rstrip())) or (reasoning and reasoning.strip() not in text):
+    if any(field and field.strip() not in text for field in (reasoning, content)):
         return None
     return text
 
