@@ -128,6 +128,8 @@ def main() -> None:
                 wall, cpu, tokens[label], metrics[label], responses = _run(lm, task)
                 walls[label].append(wall)
                 cpus[label].append(cpu)
+        if args.backend == "vllm":  # else the engine's worker processes keep the interpreter alive
+            lm.model.llm_engine.engine_core.shutdown()
 
     best_wall = {k: min(v) for k, v in walls.items()}
     best_cpu = {k: min(v) for k, v in cpus.items()}

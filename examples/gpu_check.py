@@ -112,14 +112,17 @@ def run_vllm(model: Path, task_yaml: Path, task: str, rows: list[dict], opts: ar
     if opts.device == "cuda":
         args["gpu_memory_utilization"] = 0.4
     lm = get_model("vllm").create_from_arg_obj(args)
-    dtype = str(lm.model.llm_engine.model_config.dtype)
-    if dtype != f"torch.{opts.dtype}":
-        failures.append(f"vllm: engine dtype {dtype}, expected torch.{opts.dtype}")
-    _evaluate(lm, task_yaml)
-    out, wall = _evaluate(lm, task_yaml)
-    result = _check_run("vllm", out, task, rows, failures)
-    tokens = sum(len(lm.tok_encode(s["resps"][0][0])) for s in out["samples"][task])
-    result.update(wall_s=wall, generated_tokens=tokens, tokens_per_s=tokens / wall, dtype=dtype)
+    try:
+        dtype = str(lm.model.llm_engine.model_config.dtype)
+        if dtype != f"torch.{opts.dtype}":
+            failures.append(f"vllm: engine dtype {dtype}, expected torch.{opts.dtype}")
+        _evaluate(lm, task_yaml)
+        out, wall = _evaluate(lm, task_yaml)
+        result = _check_run("vllm", out, task, rows, failures)
+        tokens = sum(len(lm.tok_encode(s["resps"][0][0])) for s in out["samples"][task])
+        result.update(wall_s=wall, generated_tokens=tokens, tokens_per_s=tokens / wall, dtype=dtype)
+    finally:
+        lm.model.llm_engine.engine_core.shutdown()  # else its worker processes keep the script alive
     return result
 
 

@@ -30,8 +30,8 @@ if [[ -n "${WHEELS:-}" ]]; then
     "$PY" -m pip install -q --no-index --find-links "$WHEELS" "${wheels[@]}"
 fi
 # Imports the check needs, named in one line if any is missing (the repo itself is on sys.path).
-"$PY" -c "import torch, transformers, tokenizers, lm_eval, datasets" \
-    || { echo "gpu_check: install torch, transformers, tokenizers, lm-eval and datasets (see WHEELS)"; exit 2; }
+"$PY" -c "import torch, transformers, tokenizers, lm_eval, datasets, accelerate" \
+    || { echo "gpu_check: install torch, transformers, tokenizers, lm-eval, datasets and accelerate (see WHEELS)"; exit 2; }
 
 start=$(date +%s)
 set +e
