@@ -210,6 +210,17 @@ def test_a_server_stop_limit_is_an_error_not_a_silent_cut(tmp_path):
     assert "skip_special_tokens" not in payload and payload["stop"] == []
 
 
+def test_too_many_stops_fail_before_any_request_is_sent():
+    from lm_eval.api.instance import Instance
+
+    with _Stub({"q": ({"content": "42"}, "stop")}) as stub:
+        lm = _model(stub.url, max_stop_sequences=2)
+        inst = Instance("generate_until", {}, (_chat("q"), {"until": ["a", "b", "c"]}), 0, ("t", 0, 1))
+        with pytest.raises(ValueError, match="3 stop sequences"):
+            lm.generate_until([inst])
+    assert stub.payloads == []
+
+
 def test_model_args_that_would_lose_traces_or_delimiters_are_refused():
     with pytest.raises(ValueError, match="think_end_token"):
         _model("http://127.0.0.1:9/v1/chat/completions", think_end_token="</think>")

@@ -235,6 +235,21 @@ class RTCChatCompletion(LocalChatCompletion):
                 "add rtc_format=<name> to --model_args (`rtc formats` lists the names)."
             ) from None
 
+    def _stop_list(self, until: str | list[str] | None) -> list[str]:
+        """The task's stop sequences, all of them, and nothing added.
+
+        No EOS string is appended: a chat server stops at the model's EOS token by itself, and an
+        extra entry would only push the task's stops past a server's limit.
+        """
+        stop = [until] if isinstance(until, str) else list(until or [])
+        if self.max_stop_sequences is not None and len(stop) > self.max_stop_sequences:
+            raise ValueError(
+                f"the task asks for {len(stop)} stop sequences {stop!r} but the server takes at most "
+                f"{self.max_stop_sequences} (max_stop_sequences); shorten the task's generation_kwargs.until "
+                "(rtc tasks use until: []) or raise max_stop_sequences if the server allows more."
+            )
+        return stop
+
     def _create_payload(
         self,
         messages: list[dict],
@@ -245,16 +260,7 @@ class RTCChatCompletion(LocalChatCompletion):
         **kwargs: Any,
     ) -> dict:
         gen_kwargs = dict(gen_kwargs or {})
-        until = gen_kwargs.pop("until", None)
-        stop = [until] if isinstance(until, str) else list(until or [])
-        # No EOS string is appended: a chat server stops at the model's EOS token by itself, and an
-        # extra entry would only push the task's stops past a server's limit.
-        if self.max_stop_sequences is not None and len(stop) > self.max_stop_sequences:
-            raise ValueError(
-                f"the task asks for {len(stop)} stop sequences {stop!r} but the server takes at most "
-                f"{self.max_stop_sequences} (max_stop_sequences); shorten the task's generation_kwargs.until "
-                "(rtc tasks use until: []) or raise max_stop_sequences if the server allows more."
-            )
+        stop = self._stop_list(gen_kwargs.pop("until", None))
         payload = super()._create_payload(messages, generate, gen_kwargs, seed, None, **kwargs)
         payload["stop"] = stop
         if self.skip_special_tokens is not None:  # vLLM sampling extensions
@@ -288,6 +294,8 @@ class RTCChatCompletion(LocalChatCompletion):
         return results
 
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
+        for req in requests:  # fail once, before any request, rather than inside lm-eval's retries
+            self._stop_list(req.args[1].get("until"))
         results = super().generate_until(requests, disable_tqdm=disable_tqdm)
         if self.record_path:
             seen: dict[tuple[str | None, int | None, int], int] = {}
