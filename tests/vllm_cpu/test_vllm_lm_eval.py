@@ -79,7 +79,7 @@ def test_metrics_match_vllm_outputs_generated_directly(lm_eval_run, tiny_models,
     req_path, out_path = tmp_path / "requests.json", tmp_path / "outputs.json"
     req_path.write_text(json.dumps(requests))
     proc = subprocess.run(
-        [sys.executable, str(REPO / "tests/vllm/direct_generate.py"), str(tiny_models["special"]),
+        [sys.executable, str(REPO / "tests/vllm_cpu/direct_generate.py"), str(tiny_models["special"]),
          str(req_path), str(out_path)],
         cwd=REPO, env=vllm_env(), capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT,
     )  # fmt: skip

@@ -1,6 +1,6 @@
 """Generate with vLLM's ``LLM`` directly (no lm-eval), for comparison with lm-eval's vllm backend.
 
-    python tests/vllm/direct_generate.py MODEL REQUESTS.json OUT.json
+    python tests/vllm_cpu/direct_generate.py MODEL REQUESTS.json OUT.json
 
 REQUESTS.json: ``[{"prompt": str, "max_tokens": int}, ...]``; OUT.json: ``[{"text", "finish_reason"}]``.
 ``LLM()`` spawns worker processes, hence the ``__main__`` guard.

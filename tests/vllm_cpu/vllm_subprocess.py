@@ -1,4 +1,4 @@
-"""Environment and limits for the vLLM subprocesses of tests/vllm (shared by conftest and tests)."""
+"""Environment and limits for the vLLM subprocesses of tests/vllm_cpu (shared by conftest and tests)."""
 
 from __future__ import annotations
 
