@@ -159,7 +159,7 @@ def run_eval(argv: list[str]) -> int:
 
     if any("rtc-chat-completions" in arg for arg in argv):
         # lm-eval's API-model machinery (tenacity, aiohttp) is only loaded when asked for.
-        import rtc_tasks.models  # noqa: F401  (registers the backend)
+        import rtc_tasks.models  # registers the backend
 
     with tempfile.TemporaryDirectory(prefix="rtc-wrap-") as tmp:
         argv, _ = _rewrite(list(argv), Path(tmp))
