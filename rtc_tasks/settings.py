@@ -13,6 +13,7 @@ Metadata keys (all optional):
 ``rtc_data_files``        a local JSONL for the evaluation split: a path (every rtc task)
                           or ``{task_name: path}``; relative paths resolve against the CWD
 ``rtc_answer_metric``     which of the task's metrics is "correct" for rpass@1
+``rtc_short_budget``      max_gen_toks below this warns (default 1024; tasks with short traces lower it)
 ``rtc_keeps_special_tokens`` true when the backend decodes without skipping special tokens
                           (vLLM; ``rtc eval`` sets it for ``--model vllm`` and ``rtc-hf``)
 """
@@ -151,8 +152,14 @@ def safe_generation_kwargs(generation_kwargs: dict[str, Any] | None) -> dict[str
     return kwargs
 
 
-def check_generation_kwargs(generation_kwargs: dict[str, Any], fmt: TraceFormat, task_name: str) -> None:
-    """Refuse stop sequences that cut traces; warn about short budgets."""
+def check_generation_kwargs(
+    generation_kwargs: dict[str, Any], fmt: TraceFormat, task_name: str, short_budget: int | None = None
+) -> None:
+    """Refuse stop sequences that cut traces; warn about budgets below ``short_budget``.
+
+    ``short_budget`` defaults to 1024 tokens; a task whose traces are known to be short sets
+    its own in the YAML metadata (``rtc_short_budget``).
+    """
     until = generation_kwargs.get("until")
     if isinstance(until, str):
         until = [until]
@@ -172,7 +179,7 @@ def check_generation_kwargs(generation_kwargs: dict[str, Any], fmt: TraceFormat,
                     "remove it from generation_kwargs until (or --gen_kwargs until=[])"
                 )
     budget = generation_kwargs.get("max_gen_toks")
-    if isinstance(budget, int) and budget < _SHORT_BUDGET:
+    if isinstance(budget, int) and budget < int(short_budget or _SHORT_BUDGET):
         log.warning(
             "%s: max_gen_toks=%d is short for reasoning traces; unfinished traces count as truncated",
             task_name,

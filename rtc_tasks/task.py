@@ -220,7 +220,9 @@ class RTCTask(ConfigurableTask):
         """Check the run's settings before any generation, then build requests as usual."""
         metadata = self.config.metadata or {}
         fmt = self.rtc_format
-        check_generation_kwargs(self.config.generation_kwargs or {}, fmt, self.config.task)
+        check_generation_kwargs(
+            self.config.generation_kwargs or {}, fmt, self.config.task, short_budget=metadata.get("rtc_short_budget")
+        )
         check_backend(metadata, fmt, self.config.task)
         super().build_all_requests(**kwargs)
 

@@ -116,3 +116,20 @@ def test_tokenizer_counts_trace_tokens(tmp_path, capsys):
     assert code == 0 and data["mean_trace_tokens"] == 3 and data["mean_trace_chars"] == 3
     code, _, err = run(capsys, "score", str(f), "--format", "qwen3", "--tokenizer", str(tmp_path / "nope"))
     assert code == 2 and "--tokenizer" in err
+
+
+def test_atomic_write_leaves_no_temp_file_and_normal_permissions(tmp_path):
+    import os
+
+    from rtc_metrics.io import atomic_write
+
+    target = tmp_path / "out.txt"
+    with pytest.raises(RuntimeError), atomic_write(target) as handle:
+        handle.write("partial")
+        raise RuntimeError("interrupted")
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+    with atomic_write(target) as handle:
+        handle.write("done")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.read_text() == "done" and (target.stat().st_mode & 0o777) == (0o666 & ~umask)

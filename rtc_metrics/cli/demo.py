@@ -17,9 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, default=Path("rtc_out/demo"), help="output folder (default: %(default)s)")
     parser.add_argument("--fresh", action="store_true", help="delete cached stages and rebuild everything")
     parser.add_argument(
-        "--lr", type=float, nargs="+", default=[5e-5], metavar="LR",
+        "--lr", type=float, nargs="+", default=[4e-5], metavar="LR",
         help="SFT learning rate(s); several values run a sweep (default: %(default)s; the R1-style "
-        "runs use twice each rate)",
+        "runs use three times each rate)",
     )
     parser.add_argument("--pretrain-steps", type=int, default=None, help="reasoning pre-training steps")
     parser.add_argument("--sft-steps", type=int, default=None, help="SFT steps per strategy")

@@ -51,7 +51,8 @@ def evaluate_model(
         include_path=str(Path(rtc_tasks.__file__).parent), include_defaults=False, metadata=metadata
     )
     tracker = EvaluationTracker(output_path=str(output_path))
-    logging.getLogger("lm_eval").setLevel(logging.WARNING)
+    # The demo prints its own progress; lm-eval's per-run notices would bury it.
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)
     results = lm_eval.simple_evaluate(
         model="hf",
         model_args={"pretrained": model_dir, "dtype": dtype, "device": device},

@@ -40,11 +40,11 @@ class DemoConfig:
     #: Output folder (models, data, eval results, curves, figures, summary.json).
     out: Path = Path("rtc_out/demo")
     #: SFT learning rates; the first gives the plain labels, others a "@lr" suffix.
-    #: At 5e-5 (150 steps, batch 32) bare/empty collapse and mask/respond protect.
-    lrs: tuple[float, ...] = (5e-5,)
+    #: At 4e-5 (150 steps, batch 32) bare/empty collapse and mask/respond protect.
+    lrs: tuple[float, ...] = (4e-5,)
     #: The R1-style runs train at this multiple of each learning rate: at the Qwen3-style
     #: rate the R1-style model only starts to collapse within the step budget.
-    r1_lr_scale: float = 2.0
+    r1_lr_scale: float = 3.0
     #: Pre-training steps, learning rate and batch size.
     pretrain_steps: int = 400
     pretrain_lr: float = 3e-3
@@ -190,6 +190,12 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         import torch
 
         torch.set_num_threads(config.threads)
+    # Weight loading/saving and dataset bars say nothing about the demo's stages.
+    import datasets
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
     if config.fresh and config.out.exists():
         shutil.rmtree(config.out)
     config.out.mkdir(parents=True, exist_ok=True)
