@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from rtc_metrics.compare.leaderboard import Leaderboard
@@ -71,6 +72,21 @@ def _spread(ys: list[float], gap: float) -> list[float]:
     return placed
 
 
+
+def _label_line_ends(ax: Axes, ends: list[tuple[float, float, str, str]]) -> None:
+    """Name each line at its right end (x, y, text, colour), nudged apart so labels never overlap."""
+    for (x, _, text, colour), y in zip(ends, _spread([e[1] for e in ends], _LABEL_GAP), strict=True):
+        ax.annotate(
+            text,
+            (x, y),
+            xytext=(6, 0),
+            textcoords="offset points",
+            va="center",
+            color=colour,
+            fontweight="bold",
+            annotation_clip=False,
+        )
+
 def step_figures(board: Leaderboard) -> list[FigureSpec]:
     """Per model and task with two or more steps: pass@1, VR and Rpass@1 against step."""
     specs = []
@@ -112,17 +128,7 @@ def step_figures(board: Leaderboard) -> list[FigureSpec]:
                 )
             if not ends:
                 continue
-            for (x, _, text, colour), y in zip(ends, _spread([e[1] for e in ends], _LABEL_GAP), strict=True):
-                ax.annotate(
-                    text,
-                    (x, y),
-                    xytext=(6, 0),
-                    textcoords="offset points",
-                    va="center",
-                    color=colour,
-                    fontweight="bold",
-                    annotation_clip=False,
-                )
+            _label_line_ends(ax, ends)
             steps = [r.step for r in rows]
             span = max(steps) - min(steps) or 1
             ref = _reference_vr(board, task, model)
@@ -193,17 +199,7 @@ def vr_figures(board: Leaderboard) -> list[FigureSpec]:
             )
             last = points[-1]
             ends.append((last[0], 100 * last[1].value, f"{model} {100 * last[1].value:.0f}%", colour))
-        for (x, _, text, colour), y in zip(ends, _spread([e[1] for e in ends], _LABEL_GAP), strict=True):
-            ax.annotate(
-                text,
-                (x, y),
-                xytext=(6, 0),
-                textcoords="offset points",
-                va="center",
-                color=colour,
-                fontweight="bold",
-                annotation_clip=False,
-            )
+        _label_line_ends(ax, ends)
         ref = _reference_vr(board, task, "")
         if ref is not None:
             ax.axhline(100 * ref[1], color="#555555", linestyle=(0, (6, 3)), linewidth=1)
