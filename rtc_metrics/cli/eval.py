@@ -154,12 +154,14 @@ def run_eval(argv: list[str]) -> int:
     from lm_eval.__main__ import cli_evaluate
 
     import rtc_tasks
-    import rtc_tasks.backends
     import rtc_tasks.task
 
+    # Plugin backends register on import; each loads only when asked for, since they pull in
+    # lm-eval's hf (accelerate) or API-model (tenacity, aiohttp) machinery.
+    if any("rtc-hf" in arg for arg in argv):
+        import rtc_tasks.backends
     if any("rtc-chat-completions" in arg for arg in argv):
-        # lm-eval's API-model machinery (tenacity, aiohttp) is only loaded when asked for.
-        import rtc_tasks.models  # registers the backend
+        import rtc_tasks.models
 
     with tempfile.TemporaryDirectory(prefix="rtc-wrap-") as tmp:
         argv, _ = _rewrite(list(argv), Path(tmp))
